@@ -1,0 +1,267 @@
+package relay
+
+import (
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// State is a channel's state.
+type State int
+
+// Channel states: Idle → Live → (Interrupted → Live)* → Idle.
+const (
+	// StateIdle: no publisher, nothing downstream.
+	StateIdle State = iota
+	// StateLive: a publisher is sending.
+	StateLive
+	// StateInterrupted: the publisher left less than the grace period ago;
+	// downstream stays connected, waiting for it to come back.
+	StateInterrupted
+)
+
+// String returns idle, live or interrupted.
+func (s State) String() string {
+	switch s {
+	case StateLive:
+		return "live"
+	case StateInterrupted:
+		return "interrupted"
+	}
+	return "idle"
+}
+
+// MarshalText makes a State print as its name in JSON.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// ChannelConfig is what the relay needs to know about a channel.
+type ChannelConfig struct {
+	// Name is the channel's URL-safe name.
+	Name string
+	// Title is shown to viewers.
+	Title string
+	// Grace is how long a publisher may be gone before the session ends.
+	// Zero ends the session as soon as the publisher leaves.
+	Grace time.Duration
+}
+
+// maxGOPFrames bounds the keyframe cache: a publisher with a pathological
+// keyframe interval must not grow memory without limit. Past it, the cache
+// is dropped and new sinks wait for the next keyframe.
+const maxGOPFrames = 1024
+
+// Channel is one broadcast: at most one publisher, any number of
+// subscribers. All methods are safe for concurrent use.
+type Channel struct {
+	cfg ChannelConfig
+	log zerolog.Logger
+	met *channelMetrics
+
+	mu       sync.Mutex
+	state    State
+	since    time.Time
+	session  *Session
+	pubInfo  PublisherInfo
+	tracks   *Tracks
+	gop      []*Frame
+	subs     []*Subscription // copy-on-write: replaced, never modified in place
+	changed  chan struct{}   // closed and replaced on every state change
+	grace    *time.Timer
+	graceGen uint64
+	tl       timeline
+	health   health
+	closed   bool
+}
+
+func newChannel(cfg ChannelConfig, log zerolog.Logger, m *Metrics) *Channel {
+	c := &Channel{
+		cfg:     cfg,
+		log:     log.With().Str("channel", cfg.Name).Logger(),
+		met:     m.forChannel(cfg.Name),
+		changed: make(chan struct{}),
+		since:   time.Now(),
+	}
+	c.met.live.Set(0)
+	return c
+}
+
+// Name returns the channel's name.
+func (c *Channel) Name() string { return c.cfg.Name }
+
+// Title returns the channel's title.
+func (c *Channel) Title() string { return c.cfg.Title }
+
+// State returns the current state and the channel to wait on for the next
+// change (it is closed when the state changes).
+func (c *Channel) State() (State, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state, c.changed
+}
+
+// Tracks returns the current track description, nil when idle.
+func (c *Channel) Tracks() *Tracks {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tracks
+}
+
+// setStateLocked changes state and wakes everyone waiting on State.
+func (c *Channel) setStateLocked(s State) {
+	if c.state == s {
+		return
+	}
+	c.state = s
+	c.since = time.Now()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	if s == StateIdle {
+		c.met.live.Set(0)
+	} else {
+		c.met.live.Set(1)
+	}
+}
+
+// Publish claims the channel for a publisher. It fails with ErrChannelBusy
+// while another publisher is live. A publisher that arrives while the
+// channel is interrupted continues the same session downstream.
+func (c *Channel) Publish(info PublisherInfo, tracks Tracks) (*Session, error) {
+	if tracks.Video == nil {
+		return nil, ErrNoVideo
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrChannelNotFound
+	}
+	if c.session != nil {
+		return nil, ErrChannelBusy
+	}
+	resumed := c.state == StateInterrupted
+	if c.grace != nil {
+		c.grace.Stop()
+		c.grace = nil
+	}
+	s := &Session{c: c, info: info}
+	c.session = s
+	c.pubInfo = info
+	c.tracks = &tracks
+	if resumed {
+		c.tl.newSession()
+		// The new publisher's first frames may not be a keyframe; sinks
+		// must not get P-frames that reference the old publisher's
+		// pictures, so the cache is cleared and the next frame starts
+		// from a keyframe.
+		c.gop = c.gop[:0]
+		for _, sub := range c.subs {
+			sub.wait.Store(waitStart)
+		}
+		c.health.Reconnects++
+		c.met.reconnects.Inc()
+	} else {
+		c.health = health{startedAt: time.Now()}
+		c.tl = timeline{}
+	}
+	c.health.onPublish(info, &tracks)
+	c.met.m.publishers.WithLabelValues(c.cfg.Name, protocolLabel(info.Protocol)).Inc()
+	c.setStateLocked(StateLive)
+	if resumed {
+		c.log.Info().Str("protocol", info.Protocol).Str("remote", info.RemoteAddr).
+			Msg("publisher came back within the grace period: the broadcast continues")
+	} else {
+		c.log.Info().Str("protocol", info.Protocol).Str("remote", info.RemoteAddr).
+			Msg("publisher connected: channel is live")
+	}
+	return s, nil
+}
+
+func protocolLabel(p string) string {
+	switch p {
+	case "rtmp", "rtsp", "whip", "demo", "meeting":
+		return p
+	}
+	return "_other"
+}
+
+// unpublish is called by Session.Close.
+func (c *Channel) unpublish(s *Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.session != s {
+		return
+	}
+	c.session = nil
+	if c.closed || c.cfg.Grace <= 0 {
+		c.log.Info().Msg("publisher left: session ended")
+		c.endLocked()
+		return
+	}
+	c.setStateLocked(StateInterrupted)
+	c.graceGen++
+	gen := c.graceGen
+	c.grace = time.AfterFunc(c.cfg.Grace, func() { c.graceExpired(gen) })
+	c.log.Warn().Dur("grace", c.cfg.Grace).
+		Msg("publisher left: waiting for it to come back before ending the session")
+}
+
+func (c *Channel) graceExpired(gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.graceGen || c.state != StateInterrupted {
+		return
+	}
+	c.log.Warn().Dur("grace", c.cfg.Grace).Msg("publisher did not come back within the grace period: session ended")
+	c.endLocked()
+}
+
+func (c *Channel) endLocked() {
+	if c.grace != nil {
+		c.grace.Stop()
+		c.grace = nil
+	}
+	c.graceGen++
+	c.gop = nil
+	c.tracks = nil
+	c.tl = timeline{}
+	c.health.ended()
+	for _, w := range Warnings {
+		c.met.warning[w].Set(0)
+	}
+	c.met.bitrate.Set(0)
+	c.met.fps.Set(0)
+	c.setStateLocked(StateIdle)
+}
+
+// close ends the channel for good (shutdown): a live session ends at once,
+// waiting sinks see StateIdle and close their connections cleanly.
+func (c *Channel) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.session = nil
+	if c.state != StateIdle {
+		c.endLocked()
+	}
+}
+
+// tick updates rate gauges and warnings; the hub calls it once a second.
+func (c *Channel) tick(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == StateIdle {
+		return
+	}
+	c.met.liveSeconds.Add(1)
+	c.health.tick(now, c.session != nil)
+	c.met.bitrate.Set(c.health.Bitrate)
+	c.met.fps.Set(c.health.FPS)
+	c.met.keyint.Set(c.health.KeyframeInterval)
+	for _, w := range Warnings {
+		v := 0.0
+		if c.health.warn[w] {
+			v = 1
+		}
+		c.met.warning[w].Set(v)
+	}
+}

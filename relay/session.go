@@ -1,0 +1,180 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+)
+
+// Session is one publisher's hold on a channel. Write methods must be
+// called from one goroutine; after Close they do nothing.
+type Session struct {
+	c      *Channel
+	info   PublisherInfo
+	closed atomic.Bool
+}
+
+// Close ends the publisher's hold. Within the channel's grace period a new
+// publisher continues the same broadcast. Close is idempotent.
+func (s *Session) Close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	s.c.unpublish(s)
+}
+
+// WriteH264 publishes one H.264 access unit (NALUs without start codes),
+// with the publisher's own timestamps. Parameter sets found in the access
+// unit update the channel's track; an access unit holding only parameter
+// sets (the first one from an RTMP publisher) is consumed without
+// producing a frame. Access unit delimiters and filler data are dropped.
+func (s *Session) WriteH264(pts, dts time.Duration, nalus [][]byte) {
+	if s.closed.Load() {
+		return
+	}
+	var sps, pps []byte
+	size, vcl, idr := 0, false, false
+	for _, n := range nalus {
+		if len(n) == 0 {
+			continue
+		}
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			sps = n
+			continue
+		case h264.NALUTypePPS:
+			pps = n
+			continue
+		case h264.NALUTypeAccessUnitDelimiter, h264.NALUTypeFillerData:
+			continue
+		case h264.NALUTypeIDR:
+			idr = true
+			vcl = true
+		case h264.NALUTypeNonIDR, h264.NALUTypeDataPartitionA:
+			vcl = true
+		}
+		size += 4 + len(n)
+	}
+
+	c := s.c
+	c.mu.Lock()
+	if c.session != s {
+		c.mu.Unlock()
+		return
+	}
+	tr := c.tracks
+	if (sps != nil && !bytes.Equal(sps, tr.Video.SPS)) || (pps != nil && !bytes.Equal(pps, tr.Video.PPS)) {
+		v := *tr.Video
+		if sps != nil {
+			v.SPS = bytes.Clone(sps)
+		}
+		if pps != nil {
+			v.PPS = bytes.Clone(pps)
+		}
+		c.tracks = &Tracks{Video: &v, Audio: tr.Audio}
+		c.health.onTracks(c.tracks)
+		tr = c.tracks
+	}
+	c.mu.Unlock()
+	if !vcl {
+		return
+	}
+
+	// One allocation per frame, shared by every sink: the AVCC form for
+	// FLV/MP4 sinks, with the NALU slices pointing into it. SPS and PPS
+	// are re-sent in front of every IDR so any sink can start there.
+	if idr {
+		size += 8 + len(tr.Video.SPS) + len(tr.Video.PPS)
+	}
+	buf := make([]byte, 0, size)
+	n := 0
+	if idr {
+		n = 2
+	}
+	for _, nalu := range nalus {
+		if len(nalu) > 0 && isPayloadNALU(nalu[0]) {
+			n++
+		}
+	}
+	out := make([][]byte, 0, n)
+	add := func(nalu []byte) {
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(nalu)))
+		start := len(buf)
+		buf = append(buf, nalu...)
+		out = append(out, buf[start:len(buf):len(buf)])
+	}
+	if idr {
+		add(tr.Video.SPS)
+		add(tr.Video.PPS)
+	}
+	for _, nalu := range nalus {
+		if len(nalu) > 0 && isPayloadNALU(nalu[0]) {
+			add(nalu)
+		}
+	}
+	s.publish(&Frame{Kind: KindVideo, PTS: pts, DTS: dts, Key: idr, NALUs: out, AVCC: buf, Tracks: tr}, len(buf))
+}
+
+func isPayloadNALU(b byte) bool {
+	switch h264.NALUType(b & 0x1f) {
+	case h264.NALUTypeSPS, h264.NALUTypePPS, h264.NALUTypeAccessUnitDelimiter, h264.NALUTypeFillerData:
+		return false
+	}
+	return true
+}
+
+// WriteAAC publishes one raw AAC access unit with the publisher's
+// timestamp.
+func (s *Session) WriteAAC(pts time.Duration, au []byte) {
+	if s.closed.Load() || len(au) == 0 {
+		return
+	}
+	s.publish(&Frame{Kind: KindAudio, PTS: pts, DTS: pts, AU: bytes.Clone(au)}, len(au))
+}
+
+// publish places the frame on the channel timeline, caches it and fans it
+// out. The lock is held only for bookkeeping; delivery happens outside it
+// and never blocks.
+func (s *Session) publish(f *Frame, size int) {
+	c := s.c
+	c.mu.Lock()
+	if c.session != s {
+		c.mu.Unlock()
+		return
+	}
+	if f.Kind == KindAudio && c.tracks.Audio == nil {
+		c.mu.Unlock()
+		return
+	}
+	if f.Tracks == nil {
+		f.Tracks = c.tracks
+	}
+	ctsOffset := f.PTS - f.DTS
+	dts, jump := c.tl.place(f.Kind, f.DTS)
+	f.DTS, f.PTS = dts, dts+ctsOffset
+	if jump {
+		c.met.jumps.Inc()
+	}
+	c.health.onFrame(f, size, jump)
+	switch {
+	case f.Kind == KindVideo && f.Key:
+		clear(c.gop)
+		c.gop = append(c.gop[:0], f)
+	case len(c.gop) > 0 && len(c.gop) < maxGOPFrames:
+		c.gop = append(c.gop, f)
+	case len(c.gop) >= maxGOPFrames:
+		clear(c.gop)
+		c.gop = c.gop[:0]
+	}
+	subs := c.subs
+	c.mu.Unlock()
+
+	c.met.bytes[f.Kind].Add(float64(size))
+	c.met.frames[f.Kind].Inc()
+	for _, sub := range subs {
+		sub.push(f)
+	}
+}

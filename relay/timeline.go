@@ -1,0 +1,83 @@
+package relay
+
+import "time"
+
+// maxForwardJump is the largest DTS step a publisher may make before the
+// relay treats it as a discontinuity and splices it out.
+const maxForwardJump = 5 * time.Second
+
+// nominal frame durations, used to place the first frame after a splice.
+var nominalStep = [2]time.Duration{time.Second / 30, 1024 * time.Second / 48000}
+
+// timeline maps publisher timestamps onto the channel's continuous
+// timeline: it starts at zero, never goes backwards per track, and keeps
+// going across publisher reconnects and timestamp jumps, so that sinks see
+// one stream. It is used under Channel.mu.
+type timeline struct {
+	started bool             // a frame was output in this channel session
+	offset  time.Duration    // added to the publisher's timestamps
+	synced  bool             // offset is valid for the current publisher
+	last    [2]time.Duration // last output DTS per kind
+	seen    [2]bool          // kind output since the current publisher came
+	have    [2]bool          // kind output since the channel went live
+	step    [2]time.Duration // last DTS step per kind
+}
+
+// newSession forgets the publisher-specific offset; the next frame is
+// placed right after the last one.
+func (t *timeline) newSession() {
+	t.synced = false
+	t.seen = [2]bool{}
+}
+
+// place returns the channel DTS for a publisher DTS and whether a
+// discontinuity was smoothed over.
+func (t *timeline) place(k Kind, dts time.Duration) (time.Duration, bool) {
+	jump := false
+	switch {
+	case !t.started:
+		t.offset = -dts
+		t.started, t.synced = true, true
+	case !t.synced:
+		t.offset = t.end() - dts
+		t.synced = true
+	case t.seen[k]:
+		d := dts + t.offset - t.last[k]
+		if d < 0 || d > maxForwardJump {
+			t.offset = t.last[k] + t.stepOf(k) - dts
+			jump = true
+		}
+	}
+	out := dts + t.offset
+	if out < 0 {
+		out = 0
+	}
+	if t.have[k] && out <= t.last[k] {
+		// Never go backwards or repeat a timestamp on a track: muxers
+		// downstream (FLV, MP4, RTP) reject it.
+		out = t.last[k] + time.Millisecond
+	}
+	if t.seen[k] {
+		t.step[k] = out - t.last[k]
+	}
+	t.last[k] = out
+	t.seen[k], t.have[k] = true, true
+	return out, jump
+}
+
+// end is where the next frame of a new publisher goes: one frame after the
+// latest frame of any track.
+func (t *timeline) end() time.Duration {
+	e := t.last[KindVideo] + t.stepOf(KindVideo)
+	if a := t.last[KindAudio] + t.stepOf(KindAudio); a > e {
+		e = a
+	}
+	return e
+}
+
+func (t *timeline) stepOf(k Kind) time.Duration {
+	if s := t.step[k]; s > 0 && s < time.Second {
+		return s
+	}
+	return nominalStep[k]
+}
