@@ -154,14 +154,17 @@ func (c *Channel) Publish(info PublisherInfo, tracks Tracks) (*Session, error) {
 		// pictures, so the cache is cleared and the next frame starts
 		// from a keyframe.
 		c.gop = c.gop[:0]
-		for _, sub := range c.subs {
-			sub.wait.Store(waitStart)
-		}
 		c.health.Reconnects++
 		c.met.reconnects.Inc()
 	} else {
 		c.health = health{startedAt: time.Now()}
 		c.tl = timeline{}
+	}
+	// Subscriptions still open from before (waiting through the grace
+	// period, or not yet closed after the last session ended) must start
+	// again from a keyframe.
+	for _, sub := range c.subs {
+		sub.wait.Store(waitStart)
 	}
 	c.health.onPublish(info, &tracks)
 	c.met.m.publishers.WithLabelValues(c.cfg.Name, protocolLabel(info.Protocol)).Inc()
@@ -201,7 +204,7 @@ func (c *Channel) unpublish(s *Session) {
 	c.graceGen++
 	gen := c.graceGen
 	c.grace = time.AfterFunc(c.cfg.Grace, func() { c.graceExpired(gen) })
-	c.log.Warn().Dur("grace", c.cfg.Grace).
+	c.log.Warn().Str("grace", c.cfg.Grace.String()).
 		Msg("publisher left: waiting for it to come back before ending the session")
 }
 
@@ -211,7 +214,7 @@ func (c *Channel) graceExpired(gen uint64) {
 	if gen != c.graceGen || c.state != StateInterrupted {
 		return
 	}
-	c.log.Warn().Dur("grace", c.cfg.Grace).Msg("publisher did not come back within the grace period: session ended")
+	c.log.Warn().Str("grace", c.cfg.Grace.String()).Msg("publisher did not come back within the grace period: session ended")
 	c.endLocked()
 }
 
@@ -230,6 +233,7 @@ func (c *Channel) endLocked() {
 	}
 	c.met.bitrate.Set(0)
 	c.met.fps.Set(0)
+	c.met.keyint.Set(0)
 	c.setStateLocked(StateIdle)
 }
 

@@ -48,6 +48,11 @@ type health struct {
 func (h *health) onPublish(info PublisherInfo, t *Tracks) {
 	h.Protocol, h.RemoteAddr = info.Protocol, info.RemoteAddr
 	h.lastFrameAt = time.Now()
+	if h.winStart.IsZero() {
+		// The first rate window starts when the channel goes live, so the
+		// first tick already reports the first second's frames.
+		h.winStart = h.lastFrameAt
+	}
 	h.haveKey = false
 	h.onTracks(t)
 }

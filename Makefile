@@ -1,0 +1,45 @@
+# seance — make test installs what the tests need (on Debian, as root) and
+# runs the whole suite: format, vet, staticcheck, race-enabled tests with
+# real peers (ffmpeg, ffprobe).
+
+GO ?= go
+STATICCHECK_VERSION ?= v0.8.2
+GOBIN ?= $(shell $(GO) env GOPATH)/bin
+
+.PHONY: test deps lint unit run build fuzz bench clip
+
+test: deps lint unit
+
+deps:
+	@scripts/install-test-deps.sh
+	@test -x $(GOBIN)/staticcheck || GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GOBIN)/staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+run:
+	$(GO) run ./cmd/seance
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o seance ./cmd/seance
+
+# Short fuzzing sessions of every fuzz target (the seeds already run in `make test`).
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=20s $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./relay/
+
+# Regenerates the embedded demo clip (needs ffmpeg).
+clip:
+	ingest/demo/gen-clip.sh

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/seance-relay/seance/configs"
+	"github.com/seance-relay/seance/ingest/demo"
+	ingestrtmp "github.com/seance-relay/seance/ingest/rtmp"
+	pubrtmp "github.com/seance-relay/seance/publish/rtmp"
+	"github.com/seance-relay/seance/relay"
+	"github.com/seance-relay/seance/web"
+)
+
+// shutdownTimeout bounds a clean stop after SIGINT/SIGTERM.
+const shutdownTimeout = 5 * time.Second
+
+func newLogger(c configs.Log, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(c.Level)
+	if err != nil || c.Level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	switch c.Format {
+	case "", "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("log format %q: use json or console", c.Format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// runner is a component with the standard lifecycle.
+type runner interface {
+	Run(ctx context.Context) error
+}
+
+// app is seance wired up: every listener bound, nothing running yet.
+type app struct {
+	log     zerolog.Logger
+	hub     *relay.Hub
+	rtmp    *ingestrtmp.Server // nil when rtmp.listen is empty
+	public  *web.Server
+	admin   *web.Server
+	runners []runner
+	names   []string
+}
+
+// serve wires every component, runs them until ctx is cancelled, then
+// stops them within shutdownTimeout.
+func serve(ctx context.Context, cfg *configs.Config, path string, log zerolog.Logger) error {
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	announce(log, cfg, path, a.rtmp, a.public, a.admin)
+	return a.run(ctx)
+}
+
+// newApp validates the wiring and binds every listener, so that a taken
+// port or a bad destination fails before anything starts.
+func newApp(cfg *configs.Config, log zerolog.Logger) (*app, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var chCfgs []relay.ChannelConfig
+	for _, c := range cfg.Channels {
+		chCfgs = append(chCfgs, relay.ChannelConfig{Name: c.Name, Title: c.Title, Grace: time.Duration(c.Grace)})
+	}
+	hub := relay.NewHub(chCfgs, log, relay.NewMetrics(reg))
+
+	var runners []runner
+	var names []string
+	add := func(name string, r runner) {
+		runners = append(runners, r)
+		names = append(names, name)
+	}
+	add("relay", hub)
+
+	var rtmpSrv *ingestrtmp.Server
+	keys := map[string]configs.Secret{}
+	for _, c := range cfg.Channels {
+		if c.Ingest.Key.IsSet() {
+			keys[c.Name] = c.Ingest.Key
+		}
+	}
+	if cfg.RTMP.Listen != "" {
+		s, err := ingestrtmp.New(ingestrtmp.Config{Listen: cfg.RTMP.Listen, Keys: keys}, hub, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		rtmpSrv = s
+		add("rtmp ingest", s)
+	}
+
+	destMet := pubrtmp.NewMetrics(reg)
+	dests := map[string][]web.Destination{}
+	for _, c := range cfg.Channels {
+		ch, _ := hub.Channel(c.Name)
+		if c.Ingest.Demo {
+			src, err := demo.New(ch, log)
+			if err != nil {
+				return nil, fmt.Errorf("channel %s: demo source: %w", c.Name, err)
+			}
+			add("demo source", src)
+		}
+		for _, d := range c.Destinations {
+			u, err := d.PublishURL()
+			if err != nil {
+				return nil, fmt.Errorf("channel %s, destination %s: %w", c.Name, d.Name, err)
+			}
+			dest := pubrtmp.New(pubrtmp.Config{
+				Name:    d.Name,
+				URL:     u,
+				Display: configs.RedactURL(d.URL),
+				Manual:  d.Start == "manual",
+			}, ch, log, destMet)
+			dests[c.Name] = append(dests[c.Name], dest)
+			add("destination", dest)
+		}
+	}
+
+	pub, err := web.NewPublic(web.PublicConfig{Listen: cfg.Public.Listen}, hub, log)
+	if err != nil {
+		return nil, err
+	}
+	add("public http", pub)
+	adm, err := web.NewAdmin(web.AdminConfig{
+		Listen:       cfg.Admin.Listen,
+		Token:        cfg.Admin.Token,
+		Gatherer:     reg,
+		Destinations: dests,
+	}, hub, log)
+	if err != nil {
+		return nil, err
+	}
+	add("admin http", adm)
+	return &app{log: log, hub: hub, rtmp: rtmpSrv, public: pub, admin: adm, runners: runners, names: names}, nil
+}
+
+// run runs every component until ctx is cancelled or one fails, then
+// stops them all within shutdownTimeout.
+func (a *app) run(ctx context.Context) error {
+	log, runners, names := a.log, a.runners, a.names
+	rctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(runners))
+	for i, r := range runners {
+		wg.Go(func() {
+			if err := r.Run(rctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", names[i], err)
+			}
+		})
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("stopping: ending live sessions and telling destinations the stream ended")
+	case runErr = <-errs:
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		log.Info().Msg("stopped")
+	case <-time.After(shutdownTimeout):
+		return errShutdownTimeout
+	}
+	return runErr
+}
+
+// announce tells IT staff, in plain words, where to push and where to look.
+func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ingestrtmp.Server, pub, adm *web.Server) {
+	src := path
+	if src == "" {
+		src = "embedded demo config (run with -config seance.yaml for your own channels)"
+	}
+	log.Info().Str("version", buildVersion()).Str("config", src).Msg("seance started")
+	host := "localhost"
+	for _, c := range cfg.Channels {
+		ev := log.Info().Str("channel", c.Name)
+		switch {
+		case c.Ingest.Demo:
+			ev.Msg("channel is fed by the built-in demo source (test pattern and tone)")
+		case c.Ingest.Key.IsSet() && rtmpSrv != nil:
+			ev.Str("push_url", fmt.Sprintf("rtmp://%s/live/%s?key=<ingest key of %s>", hostPort(host, rtmpSrv.Addr()), c.Name, c.Name)).
+				Msg("waiting for a publisher: paste this URL in Jitsi's live stream key field, the BBB streamer or OBS")
+		case c.Ingest.Pull != "":
+			ev.Str("source", configs.RedactURL(c.Ingest.Pull)).Msg("pull ingest is not implemented yet: this channel stays offline")
+		default:
+			ev.Msg("channel has no ingest")
+		}
+		for _, d := range c.Destinations {
+			start := "when the channel goes live"
+			if d.Start == "manual" {
+				start = "on request (POST /api/v1/channels/" + c.Name + "/destinations/" + d.Name + "/start)"
+			}
+			log.Info().Str("channel", c.Name).Str("destination", d.Name).Str("url", configs.RedactURL(d.URL)).
+				Msg("will push to destination " + start)
+		}
+	}
+	log.Info().Str("url", "http://"+hostPort(host, pub.Addr())+"/").Msg("public pages")
+	log.Info().Str("metrics", "http://"+hostPort(host, adm.Addr())+"/metrics").
+		Str("api", "http://"+hostPort(host, adm.Addr())+"/api/v1/channels").
+		Bool("token_required", cfg.Admin.Token.IsSet()).Msg("admin: metrics and API")
+}
+
+func hostPort(host string, a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if !ta.IP.IsUnspecified() {
+			host = ta.IP.String()
+		}
+		return net.JoinHostPort(host, strconv.Itoa(ta.Port))
+	}
+	return a.String()
+}

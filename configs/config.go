@@ -1,0 +1,317 @@
+package configs
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is seance's whole configuration, as read from one YAML file. Get one
+// from Load, Parse or Default; they fill defaults and validate it. A Config is
+// not modified after loading and may be read from any goroutine.
+type Config struct {
+	// Log sets the log level and format.
+	Log Log `yaml:"log"`
+	// Public is the citizens' HTTP server (watch pages, WHEP, WHIP, HLS).
+	Public Public `yaml:"public"`
+	// Admin is the IT staff's HTTP server (dashboard, metrics, API).
+	Admin Admin `yaml:"admin"`
+	// RTMP is the listener for RTMP pushes (Jitsi's Jibri, BBB, OBS).
+	RTMP RTMP `yaml:"rtmp"`
+	// RTSP is the read-only RTSP output of every live channel.
+	RTSP RTSP `yaml:"rtsp"`
+	// WebRTC sets the ICE transport of WebRTC sessions (WHEP viewers, WHIP).
+	WebRTC WebRTC `yaml:"webrtc"`
+	// Channels are the streams seance relays, one per council (or room). None
+	// is valid: the server then serves nothing live.
+	Channels []Channel `yaml:"channels"`
+}
+
+// Log sets logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json (one object a line) or console (for humans). Default json.
+	Format string `yaml:"format"`
+}
+
+// Public is the public HTTP server.
+type Public struct {
+	// Listen is the TCP address, host:port. Default ":8080". Required.
+	Listen string `yaml:"listen"`
+	// BaseURL is the absolute http(s) URL citizens reach the server at, e.g.
+	// "https://live.example.fr", used in log hints and links. Optional; loading
+	// removes a trailing slash.
+	BaseURL string `yaml:"base_url"`
+}
+
+// Admin is the admin HTTP server.
+type Admin struct {
+	// Listen is the TCP address, host:port. Default "127.0.0.1:9090". Required.
+	// A non-loopback address needs Token.
+	Listen string `yaml:"listen"`
+	// Token, when set, is required as "Authorization: Bearer" on every admin
+	// route. Empty: no authentication (loopback addresses only).
+	Token Secret `yaml:"token"`
+}
+
+// RTMP is the RTMP listener.
+type RTMP struct {
+	// Listen is the TCP address, host:port. Default ":1935". Empty disables it.
+	Listen string `yaml:"listen"`
+}
+
+// RTSP is the RTSP server.
+type RTSP struct {
+	// Listen is the TCP address, host:port. Default ":8554". Empty disables it.
+	Listen string `yaml:"listen"`
+}
+
+// WebRTC sets the WebRTC transport.
+type WebRTC struct {
+	// UDPPort is the one UDP port every WebRTC session shares (ICE UDP mux),
+	// 1-65535. Default 8189.
+	UDPPort int `yaml:"udp_port"`
+	// NATIPs are the public addresses announced in ICE candidates when seance
+	// runs behind a 1:1 NAT, each an IP or "public/private". Default none.
+	NATIPs []string `yaml:"nat_ips"`
+	// ICEServers are the STUN and TURN servers offered to browsers. Default
+	// none: no third party learns who watches.
+	ICEServers []ICEServer `yaml:"ice_servers"`
+}
+
+// ICEServer is one STUN or TURN server, as in the W3C RTCIceServer dictionary.
+type ICEServer struct {
+	// URLs are stun:, stuns:, turn: or turns: URLs. At least one.
+	URLs []string `yaml:"urls"`
+	// Username is the TURN user name; required for turn: and turns: URLs.
+	Username string `yaml:"username"`
+	// Credential is the TURN password; required for turn: and turns: URLs.
+	Credential Secret `yaml:"credential"`
+}
+
+// Channel is one stream: one source in, any number of viewers and destinations
+// out.
+type Channel struct {
+	// Name identifies the channel in URLs, metrics and the API: 1 to 64 of
+	// a-z, 0-9, '-' and '_', starting with a letter or digit; unique.
+	Name string `yaml:"name"`
+	// Title is shown to citizens. Default: Name.
+	Title string `yaml:"title"`
+	// Ingest says where the stream comes from.
+	Ingest Ingest `yaml:"ingest"`
+	// Grace is how long a publisher may drop and come back as the same session
+	// (viewers and destinations stay connected). Default 30s; 0 means none;
+	// at most 24h.
+	Grace Duration `yaml:"grace"`
+	// Destinations are where the stream is pushed (YouTube and others).
+	Destinations []Destination `yaml:"destinations"`
+	// Record sets the archive recording.
+	Record Record `yaml:"record"`
+}
+
+// Ingest is a channel's source. Exactly one of Key, Pull and Demo is set.
+type Ingest struct {
+	// Key lets publishers push (RTMP, WHIP) when they present it.
+	Key Secret `yaml:"key"`
+	// Pull is an rtsp, rtsps, rtmp or rtmps URL seance reads the stream from.
+	// It may hold credentials: log it only through RedactURL.
+	Pull string `yaml:"pull"`
+	// Demo makes the channel play the built-in test source.
+	Demo bool `yaml:"demo"`
+}
+
+// String describes the source without its secrets.
+func (in Ingest) String() string {
+	switch {
+	case in.Key.IsSet():
+		return "push (key " + in.Key.String() + ")"
+	case in.Pull != "":
+		return "pull " + RedactURL(in.Pull)
+	case in.Demo:
+		return "demo"
+	}
+	return "none"
+}
+
+// GoString is String, so %#v does not print the pull URL's credentials.
+func (in Ingest) GoString() string { return in.String() }
+
+// MarshalJSON encodes the ingest with its secrets redacted.
+func (in Ingest) MarshalJSON() ([]byte, error) { return json.Marshal(in.redacted()) }
+
+// MarshalYAML encodes the ingest with its secrets redacted.
+func (in Ingest) MarshalYAML() (any, error) { return in.redacted(), nil }
+
+// plainIngest is Ingest without its methods, for encoding.
+type plainIngest Ingest
+
+func (in Ingest) redacted() plainIngest {
+	p := plainIngest(in)
+	p.Pull = RedactURL(p.Pull)
+	return p
+}
+
+// Start values of a Destination.
+const (
+	// StartAuto pushes to the destination whenever the channel is live.
+	StartAuto = "auto"
+	// StartManual pushes only after IT staff start the destination.
+	StartManual = "manual"
+)
+
+// Destination is an RTMP server a channel's stream is pushed to.
+type Destination struct {
+	// Name identifies the destination within its channel (metrics, API, logs):
+	// same characters as channel names; unique in the channel.
+	Name string `yaml:"name"`
+	// URL is the rtmp:// or rtmps:// ingestion URL, e.g.
+	// "rtmps://a.rtmps.youtube.com/live2". It may end with the stream key
+	// ("rtmp://host/app/KEY") when Key is empty: log it through RedactURL.
+	URL string `yaml:"url"`
+	// Key is the stream key. Empty: the key is the URL's last path segments.
+	Key Secret `yaml:"key"`
+	// Start is StartAuto (default) or StartManual.
+	Start string `yaml:"start"`
+}
+
+// String describes the destination without its stream key.
+func (d Destination) String() string {
+	return d.Name + " " + RedactURL(d.URL)
+}
+
+// GoString is String, so %#v does not print the stream key.
+func (d Destination) GoString() string { return d.String() }
+
+// MarshalJSON encodes the destination with its secrets redacted.
+func (d Destination) MarshalJSON() ([]byte, error) { return json.Marshal(d.redacted()) }
+
+// MarshalYAML encodes the destination with its secrets redacted.
+func (d Destination) MarshalYAML() (any, error) { return d.redacted(), nil }
+
+// plainDestination is Destination without its methods, for encoding.
+type plainDestination Destination
+
+func (d Destination) redacted() plainDestination {
+	p := plainDestination(d)
+	p.URL = RedactURL(p.URL)
+	return p
+}
+
+// PublishURL returns the URL to give gortmplib's RTMP client, which takes the
+// stream key from the URL fragment: with Key set, URL with Key as fragment (a
+// query such as YouTube's ?backup=1 stays on the application); otherwise the
+// first path segment is the application and the rest moves to the fragment.
+// Its errors wrap ErrInvalidURL or ErrNoStreamKey and never contain the key.
+func (d Destination) PublishURL() (*url.URL, error) {
+	u, err := parseRTMPURL(d.URL)
+	if err != nil {
+		return nil, fmt.Errorf("destination %q: %w", d.Name, err)
+	}
+	if d.Key.IsSet() {
+		u.Fragment, u.RawFragment = d.Key.Value(), ""
+		return u, nil
+	}
+	if u.Fragment != "" {
+		return u, nil
+	}
+	app, key, ok := splitStreamKey(u.Path)
+	if !ok {
+		return nil, fmt.Errorf("destination %q: %w: set its key, or end its URL with it (%s)",
+			d.Name, ErrNoStreamKey, RedactURL(d.URL))
+	}
+	u.Path, u.RawPath = "/"+app, ""
+	u.Fragment, u.RawFragment = key, ""
+	return u, nil
+}
+
+// hasStreamKey reports whether the destination says its stream key, in Key,
+// the URL's path or fragment. It assumes URL parses.
+func (d Destination) hasStreamKey() bool {
+	if d.Key.IsSet() {
+		return true
+	}
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		return false
+	}
+	_, _, ok := splitStreamKey(u.Path)
+	return ok || u.Fragment != ""
+}
+
+// parseRTMPURL parses an rtmp:// or rtmps:// URL with a host. Its errors wrap
+// ErrInvalidURL and show the URL only through RedactURL.
+func parseRTMPURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		// url.Error quotes the URL: keep only the sentinel.
+		return nil, ErrInvalidURL
+	}
+	if u.Scheme != "rtmp" && u.Scheme != "rtmps" {
+		return nil, fmt.Errorf("%w: scheme %q is not supported: use rtmp:// or rtmps://", ErrInvalidURL, u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("%w: %s has no host", ErrInvalidURL, RedactURL(raw))
+	}
+	return u, nil
+}
+
+// splitStreamKey splits an RTMP path "/app/KEY" into its application and the
+// stream key after it. ok is false when there is no key.
+func splitStreamKey(path string) (app, key string, ok bool) {
+	app, key, _ = strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return app, key, app != "" && strings.Trim(key, "/") != ""
+}
+
+// Record sets a channel's archive recording.
+type Record struct {
+	// Enabled turns recording on while the channel is live. Default false.
+	Enabled bool `yaml:"enabled"`
+	// Dir is the directory recordings are written to; required when Enabled.
+	Dir string `yaml:"dir"`
+}
+
+// Defaults of the keys a file leaves out.
+const (
+	defaultGrace   = Duration(30 * time.Second)
+	maxGrace       = Duration(24 * time.Hour)
+	defaultUDPPort = 8189
+)
+
+// defaults returns the configuration Parse decodes a file over: the keys a file
+// leaves out keep these values, and the keys it sets, even to "" or 0, do not.
+func defaults() *Config {
+	return &Config{
+		Log:    Log{Level: "info", Format: "json"},
+		Public: Public{Listen: ":8080"},
+		Admin:  Admin{Listen: "127.0.0.1:9090"},
+		RTMP:   RTMP{Listen: ":1935"},
+		RTSP:   RTSP{Listen: ":8554"},
+		WebRTC: WebRTC{UDPPort: defaultUDPPort},
+	}
+}
+
+// setDefaults gives a channel read from a list its defaults before its keys
+// are decoded over them.
+func (c *Channel) setDefaults() { c.Grace = defaultGrace }
+
+// setDefaults gives a destination read from a list its defaults.
+func (d *Destination) setDefaults() { d.Start = StartAuto }
+
+// fill sets the defaults that depend on other keys, after decoding.
+func (c *Config) fill() {
+	c.Public.BaseURL = strings.TrimRight(c.Public.BaseURL, "/")
+	for i := range c.Channels {
+		ch := &c.Channels[i]
+		if ch.Title == "" {
+			ch.Title = ch.Name
+		}
+		for j := range ch.Destinations {
+			if ch.Destinations[j].Start == "" {
+				ch.Destinations[j].Start = StartAuto
+			}
+		}
+	}
+}

@@ -1,0 +1,287 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Validate checks the configuration and returns every problem it finds, joined
+// with errors.Join, each naming the YAML key path and, unless it is a secret,
+// the offending value. It does not fill defaults: Parse and Load do that before
+// they call it.
+func (c *Config) Validate() error {
+	return errors.Join(c.validate(nil)...)
+}
+
+// validator collects problems. tainted maps the key paths whose value came from
+// the environment to its references; their values are never quoted.
+type validator struct {
+	tainted map[string][]string
+	errs    []error
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, &problem{path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+// show returns the value read at path, quoted, ready for a message; or, when
+// it came from the environment, the references it came from.
+func (v *validator) show(path, value string) string {
+	return showValue(v.tainted, path, strconv.Quote(value))
+}
+
+func (v *validator) isTainted(path string) bool {
+	_, ok := v.tainted[path]
+	return ok
+}
+
+func (c *Config) validate(tainted map[string][]string) []error {
+	v := &validator{tainted: tainted}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "%s is not valid: use debug, info, warn or error", v.show("log.level", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		v.add("log.format", "%s is not valid: use json or console", v.show("log.format", c.Log.Format))
+	}
+
+	listeners := []struct {
+		path, addr string
+		required   bool
+	}{
+		{"public.listen", c.Public.Listen, true},
+		{"admin.listen", c.Admin.Listen, true},
+		{"rtmp.listen", c.RTMP.Listen, false},
+		{"rtsp.listen", c.RTSP.Listen, false},
+	}
+	type bound struct{ path, host, port string }
+	var bounds []bound
+	for _, l := range listeners {
+		host, port, ok := v.listen(l.path, l.addr, l.required)
+		if !ok || port == "0" {
+			continue
+		}
+		for _, b := range bounds {
+			if b.port == port && (b.host == host || b.host == "" || host == "") {
+				v.add(l.path, "%s uses the same port as %s", v.show(l.path, l.addr), b.path)
+			}
+		}
+		bounds = append(bounds, bound{l.path, host, port})
+		if l.path == "admin.listen" && !c.Admin.Token.IsSet() && !isLoopback(host) {
+			v.add(l.path, "%s is not a loopback address: set admin.token to expose the admin API", v.show(l.path, l.addr))
+		}
+	}
+	if c.Public.BaseURL != "" {
+		u, err := url.Parse(c.Public.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add("public.base_url", "%s is not valid: use an absolute http:// or https:// URL, e.g. \"https://live.example.fr\"",
+				v.show("public.base_url", RedactURL(c.Public.BaseURL)))
+		}
+	}
+
+	v.webRTC(&c.WebRTC)
+
+	seen := make(map[string]int, len(c.Channels))
+	for i := range c.Channels {
+		path := "channels[" + strconv.Itoa(i) + "]"
+		ch := &c.Channels[i]
+		if v.name(path+".name", ch.Name) {
+			if j, dup := seen[ch.Name]; dup {
+				v.add("channels", "duplicate name %s (also channels[%d])", v.show(path+".name", ch.Name), j)
+			} else {
+				seen[ch.Name] = i
+			}
+		}
+		v.channel(path, ch)
+	}
+	return v.errs
+}
+
+// listen checks a host:port listen address and returns its parts. An empty
+// address is valid (disabled) unless required.
+func (v *validator) listen(path, addr string, required bool) (host, port string, ok bool) {
+	if addr == "" {
+		if required {
+			v.add(path, "must be set, e.g. \":8080\"")
+		}
+		return "", "", false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		reason := "use host:port, e.g. \":8080\""
+		if ae, ok := errors.AsType[*net.AddrError](err); ok {
+			// AddrError.Err never quotes the address; AddrError.Error does.
+			reason = ae.Err + ": use host:port, e.g. \":8080\""
+		}
+		v.add(path, "%s is not a valid address: %s", v.show(path, addr), reason)
+		return "", "", false
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || strings.HasPrefix(port, "+") {
+		v.add(path, "%s has an invalid port: use a number from 0 to 65535", v.show(path, addr))
+		return "", "", false
+	}
+	return host, port, true
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (v *validator) webRTC(w *WebRTC) {
+	if w.UDPPort < 1 || w.UDPPort > 65535 {
+		v.add("webrtc.udp_port", "%s is out of range 1-65535",
+			showValue(v.tainted, "webrtc.udp_port", strconv.Itoa(w.UDPPort)))
+	}
+	for i, ip := range w.NATIPs {
+		path := "webrtc.nat_ips[" + strconv.Itoa(i) + "]"
+		public, private, pair := strings.Cut(ip, "/")
+		if net.ParseIP(public) == nil || (pair && net.ParseIP(private) == nil) {
+			v.add(path, "%s is not an IP address (or public/private pair of them)", v.show(path, ip))
+		}
+	}
+	for i, s := range w.ICEServers {
+		path := "webrtc.ice_servers[" + strconv.Itoa(i) + "]"
+		if len(s.URLs) == 0 {
+			v.add(path+".urls", "must list at least one stun:, stuns:, turn: or turns: URL")
+		}
+		turn := false
+		for j, u := range s.URLs {
+			upath := path + ".urls[" + strconv.Itoa(j) + "]"
+			scheme, rest, _ := strings.Cut(u, ":")
+			switch {
+			case rest == "" || strings.HasPrefix(rest, "//"):
+				v.add(upath, "%s is not valid: use a stun:, stuns:, turn: or turns: URL, e.g. \"stun:stun.example.fr:3478\"", v.show(upath, u))
+			case scheme == "turn" || scheme == "turns":
+				turn = true
+			case scheme == "stun" || scheme == "stuns":
+			default:
+				v.add(upath, "%s is not valid: use a stun:, stuns:, turn: or turns: URL, e.g. \"stun:stun.example.fr:3478\"", v.show(upath, u))
+			}
+		}
+		if turn && (s.Username == "" || !s.Credential.IsSet()) {
+			v.add(path, "a turn: server needs username and credential")
+		}
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// name checks a channel or destination name and reports whether it is valid.
+func (v *validator) name(path, name string) bool {
+	switch {
+	case name == "":
+		v.add(path, "must be set: use lowercase letters, digits, '-' and '_'")
+	case nameRE.MatchString(name):
+		return true
+	case len(name) > 64:
+		v.add(path, "%s is too long: use at most 64 characters", v.show(path, name))
+	case name[0] == '-' || name[0] == '_':
+		v.add(path, "%s is not valid: start with a lowercase letter or digit", v.show(path, name))
+	default:
+		v.add(path, "%s is not valid: use lowercase letters, digits, '-' and '_'", v.show(path, name))
+	}
+	return false
+}
+
+func (v *validator) channel(path string, ch *Channel) {
+	v.ingest(path+".ingest", &ch.Ingest)
+
+	switch grace := ch.Grace; {
+	case grace < 0:
+		v.add(path+".grace", "must not be negative (got %s)", showValue(v.tainted, path+".grace", grace.String()))
+	case grace > maxGrace:
+		v.add(path+".grace", "must be at most 24h (got %s)",
+			showValue(v.tainted, path+".grace", grace.String()))
+	}
+
+	seen := make(map[string]int, len(ch.Destinations))
+	for i := range ch.Destinations {
+		dpath := path + ".destinations[" + strconv.Itoa(i) + "]"
+		d := &ch.Destinations[i]
+		if v.name(dpath+".name", d.Name) {
+			if j, dup := seen[d.Name]; dup {
+				v.add(path+".destinations", "duplicate name %s (also %s.destinations[%d])", v.show(dpath+".name", d.Name), path, j)
+			} else {
+				seen[d.Name] = i
+			}
+		}
+		v.destination(dpath, d)
+	}
+
+	if ch.Record.Enabled && ch.Record.Dir == "" {
+		v.add(path+".record.dir", "must be set when record.enabled is true")
+	}
+}
+
+func (v *validator) ingest(path string, in *Ingest) {
+	set := 0
+	for _, ok := range []bool{in.Key.IsSet(), in.Pull != "", in.Demo} {
+		if ok {
+			set++
+		}
+	}
+	if set != 1 {
+		msg := "set exactly one of key, pull or demo"
+		if refs, ok := v.tainted[path+".key"]; ok && !in.Key.IsSet() {
+			msg += " (" + strings.Join(refs, " and ") + " is empty)"
+		}
+		v.add(path, "%s", msg)
+	}
+	if in.Pull == "" {
+		return
+	}
+	ppath := path + ".pull"
+	u, err := url.Parse(in.Pull)
+	switch {
+	case err != nil || u.Scheme == "":
+		// url.Error quotes the URL, credentials included: keep none of it.
+		v.add(ppath, "not a valid URL: use rtsp://, rtsps://, rtmp:// or rtmps://")
+	case u.Scheme != "rtsp" && u.Scheme != "rtsps" && u.Scheme != "rtmp" && u.Scheme != "rtmps":
+		if v.isTainted(ppath) {
+			v.add(ppath, "%s has an unsupported scheme: use rtsp://, rtsps://, rtmp:// or rtmps://", v.show(ppath, ""))
+		} else {
+			v.add(ppath, "scheme %q is not supported: use rtsp://, rtsps://, rtmp:// or rtmps://", u.Scheme)
+		}
+	case u.Host == "":
+		v.add(ppath, "%s has no host", v.show(ppath, RedactURL(in.Pull)))
+	}
+}
+
+func (v *validator) destination(path string, d *Destination) {
+	upath := path + ".url"
+	u, err := url.Parse(d.URL)
+	switch {
+	case d.URL == "":
+		v.add(upath, "must be set, e.g. \"rtmps://a.rtmps.youtube.com/live2\"")
+	case err != nil || u.Scheme == "":
+		// url.Error quotes the URL, stream key included: keep none of it.
+		v.add(upath, "not a valid URL: use rtmp:// or rtmps://")
+	case u.Scheme != "rtmp" && u.Scheme != "rtmps":
+		if v.isTainted(upath) {
+			v.add(upath, "%s has an unsupported scheme: use rtmp:// or rtmps://", v.show(upath, ""))
+		} else {
+			v.add(upath, "scheme %q is not supported: use rtmp:// or rtmps://", u.Scheme)
+		}
+	case u.Host == "":
+		v.add(upath, "%s has no host", v.show(upath, RedactURL(d.URL)))
+	case !d.hasStreamKey():
+		v.add(path+".key", "must be set, or the url must end with the stream key (rtmp://host/app/KEY)")
+	}
+	switch d.Start {
+	case StartAuto, StartManual:
+	default:
+		v.add(path+".start", "%s is not valid: use auto or manual", v.show(path+".start", d.Start))
+	}
+}

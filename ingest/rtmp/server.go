@@ -1,0 +1,317 @@
+// Package rtmp takes RTMP pushes from Jibri, BigBlueButton streamers and
+// OBS: rtmp://HOST:1935/live/{channel}?key={ingest key}.
+package rtmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	"github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/rs/zerolog"
+
+	"github.com/seance-relay/seance/configs"
+	"github.com/seance-relay/seance/relay"
+)
+
+const (
+	// handshakeTimeout bounds the RTMP handshake, connect, publish and the
+	// wait for the first media headers.
+	handshakeTimeout = 10 * time.Second
+	// readTimeout is how long a publisher may stay silent before it is
+	// considered gone.
+	readTimeout = 10 * time.Second
+	// maxPending bounds connections still in their handshake, so a flood
+	// of idle sockets cannot exhaust the server; live publishers do not
+	// count.
+	maxPending = 64
+)
+
+// Config configures the RTMP listener.
+type Config struct {
+	// Listen is the TCP address, e.g. ":1935".
+	Listen string
+	// Keys maps each channel that accepts pushes to its ingest key.
+	// Channels not in the map refuse RTMP pushes.
+	Keys map[string]configs.Secret
+}
+
+// channels is the part of the hub the server needs.
+type channels interface {
+	Channel(name string) (*relay.Channel, error)
+}
+
+// Server accepts RTMP publishers.
+type Server struct {
+	cfg     Config
+	hub     channels
+	log     zerolog.Logger
+	ln      net.Listener
+	pending chan struct{}
+	conns   prometheus.CounterVec
+
+	mu    sync.Mutex
+	open  map[net.Conn]struct{}
+	wg    sync.WaitGroup
+	scrub *strings.Replacer
+}
+
+// New binds the listener; it fails at once if the port is taken.
+func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer) (*Server, error) {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("rtmp listener on %s: %w", cfg.Listen, err)
+	}
+	var pairs []string
+	for _, k := range cfg.Keys {
+		if k.IsSet() {
+			pairs = append(pairs, k.Value(), "[redacted]")
+		}
+	}
+	s := &Server{
+		cfg:     cfg,
+		hub:     hub,
+		log:     log.With().Str("component", "ingest.rtmp").Logger(),
+		ln:      ln,
+		pending: make(chan struct{}, maxPending),
+		open:    make(map[net.Conn]struct{}),
+		scrub:   strings.NewReplacer(pairs...),
+		conns: *promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "seance_rtmp_connections_total",
+			Help: "RTMP connections by result (accepted, bad_key, unknown_channel, busy, play_refused, unsupported, bad_request, overloaded).",
+		}, []string{"result"}),
+	}
+	return s, nil
+}
+
+// Addr returns the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run accepts connections until ctx is cancelled, then closes every
+// connection and returns once their goroutines have exited.
+func (s *Server) Run(ctx context.Context) error {
+	s.wg.Go(func() {
+		<-ctx.Done()
+		s.ln.Close()
+		s.mu.Lock()
+		for c := range s.open {
+			c.Close()
+		}
+		s.mu.Unlock()
+	})
+	defer s.wg.Wait()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.ln.Close()
+			<-ctx.Done()
+			return fmt.Errorf("rtmp accept: %w", err)
+		}
+		select {
+		case s.pending <- struct{}{}:
+		default:
+			s.conns.WithLabelValues("overloaded").Inc()
+			nc.Close()
+			continue
+		}
+		s.mu.Lock()
+		if ctx.Err() != nil {
+			s.mu.Unlock()
+			nc.Close()
+			<-s.pending
+			continue
+		}
+		s.open[nc] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Go(func() {
+			defer func() {
+				s.mu.Lock()
+				delete(s.open, nc)
+				s.mu.Unlock()
+				nc.Close()
+			}()
+			s.handle(nc)
+		})
+	}
+}
+
+// refusal is a publisher refused for a reason worth a metric and a log line.
+type refusal struct {
+	result string
+	msg    string
+}
+
+func (r *refusal) Error() string { return r.msg }
+
+func (s *Server) handle(nc net.Conn) {
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-s.pending
+		}
+	}
+	defer release()
+	log := s.log.With().Str("remote", nc.RemoteAddr().String()).Logger()
+
+	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	sc := &gortmplib.ServerConn{RW: nc}
+	ch, err := s.accept(sc)
+	if err != nil {
+		var ref *refusal
+		if errors.As(err, &ref) {
+			s.conns.WithLabelValues(ref.result).Inc()
+			log.Warn().Msg("RTMP publisher refused: " + ref.msg)
+			_ = sc.RejectAction()
+			return
+		}
+		s.conns.WithLabelValues("bad_request").Inc()
+		log.Debug().Str("error", s.scrub.Replace(err.Error())).Msg("RTMP connection closed during handshake")
+		return
+	}
+	log = log.With().Str("channel", ch.Name()).Logger()
+
+	r := &gortmplib.Reader{Conn: sc}
+	if err := r.Initialize(); err != nil {
+		s.conns.WithLabelValues("bad_request").Inc()
+		log.Warn().Str("error", s.scrub.Replace(err.Error())).Msg("RTMP publisher sent no usable media headers")
+		return
+	}
+	tracks, setup, err := pickTracks(r)
+	if err != nil {
+		s.conns.WithLabelValues("unsupported").Inc()
+		log.Warn().Err(err).Msg("RTMP publisher refused")
+		return
+	}
+	sess, err := ch.Publish(relay.PublisherInfo{Protocol: "rtmp", RemoteAddr: nc.RemoteAddr().String()}, tracks)
+	if err != nil {
+		s.conns.WithLabelValues("busy").Inc()
+		log.Warn().Err(err).Msg("RTMP publisher refused")
+		return
+	}
+	defer sess.Close()
+	s.conns.WithLabelValues("accepted").Inc()
+	release()
+	setup(r, sess)
+
+	for {
+		_ = nc.SetReadDeadline(time.Now().Add(readTimeout))
+		if err := r.Read(); err != nil {
+			log.Info().Str("reason", s.scrub.Replace(describeEnd(err))).Msg("RTMP publisher disconnected")
+			return
+		}
+	}
+}
+
+// accept runs the RTMP handshake and checks the channel and key before
+// the publish command is answered.
+func (s *Server) accept(sc *gortmplib.ServerConn) (*relay.Channel, error) {
+	if err := sc.Initialize(); err != nil {
+		return nil, err
+	}
+	if err := sc.AcceptConn(); err != nil {
+		return nil, err
+	}
+	if !sc.Publish {
+		return nil, &refusal{"play_refused", "playing over RTMP is not offered: watch at /watch/{channel} or read rtsp://HOST:8554/{channel}"}
+	}
+	name := channelFromPath(sc.URL.Path)
+	ch, err := s.hub.Channel(name)
+	key, pushable := s.cfg.Keys[name]
+	if err != nil || !pushable {
+		return nil, &refusal{"unknown_channel", fmt.Sprintf("no channel %q accepts RTMP pushes: push to rtmp://HOST:1935/live/{channel}?key={ingest key}", printable(name))}
+	}
+	if !key.Equal(sc.URL.Query().Get("key")) {
+		return nil, &refusal{"bad_key", fmt.Sprintf("wrong or missing ingest key for channel %q", name)}
+	}
+	if st, _ := ch.State(); st == relay.StateLive {
+		return nil, &refusal{"busy", fmt.Sprintf("channel %q already has a live publisher", name)}
+	}
+	return ch, nil
+}
+
+// channelFromPath takes the channel from /live/{channel} (or /{channel}).
+func channelFromPath(p string) string {
+	p = strings.Trim(p, "/")
+	if rest, ok := strings.CutPrefix(p, "live/"); ok {
+		p = rest
+	}
+	return p
+}
+
+// printable keeps a client-supplied name safe and short for a log line.
+func printable(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func describeEnd(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Sprintf("no data for %s", readTimeout)
+	case errors.Is(err, net.ErrClosed):
+		return "connection closed by the relay"
+	}
+	return err.Error()
+}
+
+// pickTracks chooses the H.264 track and the AAC track, and returns a
+// function that wires the reader's callbacks to the session.
+func pickTracks(r *gortmplib.Reader) (relay.Tracks, func(*gortmplib.Reader, *relay.Session), error) {
+	var (
+		tracks relay.Tracks
+		vt, at *gortmplib.Track
+		others []string
+	)
+	for _, t := range r.Tracks() {
+		switch c := t.Codec.(type) {
+		case *codecs.H264:
+			if vt == nil {
+				vt = t
+				tracks.Video = &relay.VideoTrack{SPS: c.SPS, PPS: c.PPS}
+			}
+		case *codecs.MPEG4Audio:
+			if at == nil {
+				at = t
+				tracks.Audio = &relay.AudioTrack{Config: c.Config}
+			}
+		default:
+			others = append(others, fmt.Sprintf("%T", c))
+		}
+	}
+	if vt == nil {
+		return tracks, nil, fmt.Errorf("no H.264 video track (got %s): set the encoder to H.264 (x264)", strings.Join(others, ", "))
+	}
+	return tracks, func(r *gortmplib.Reader, sess *relay.Session) {
+		r.OnDataH264(vt, func(pts, dts time.Duration, au [][]byte) {
+			sess.WriteH264(pts, dts, au)
+		})
+		if at != nil {
+			r.OnDataMPEG4Audio(at, func(pts time.Duration, au []byte) {
+				sess.WriteAAC(pts, au)
+			})
+		}
+	}, nil
+}
