@@ -86,12 +86,14 @@ func (s *Session) WriteH264(pts, dts time.Duration, nalus [][]byte) {
 	// One allocation per frame, shared by every sink: the AVCC form for
 	// FLV/MP4 sinks, with the NALU slices pointing into it. SPS and PPS
 	// are re-sent in front of every IDR so any sink can start there.
-	if idr {
+	// An IDR can only carry parameter sets the channel knows.
+	withParams := idr && len(tr.Video.SPS) > 0 && len(tr.Video.PPS) > 0
+	if withParams {
 		size += 8 + len(tr.Video.SPS) + len(tr.Video.PPS)
 	}
 	buf := make([]byte, 0, size)
 	n := 0
-	if idr {
+	if withParams {
 		n = 2
 	}
 	for _, nalu := range nalus {
@@ -106,7 +108,7 @@ func (s *Session) WriteH264(pts, dts time.Duration, nalus [][]byte) {
 		buf = append(buf, nalu...)
 		out = append(out, buf[start:len(buf):len(buf)])
 	}
-	if idr {
+	if withParams {
 		add(tr.Video.SPS)
 		add(tr.Video.PPS)
 	}
