@@ -197,9 +197,12 @@ func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ing
 			ev.Str("push_url", fmt.Sprintf("rtmp://%s/live/%s?key=<ingest key of %s>", hostPort(host, rtmpSrv.Addr()), c.Name, c.Name)).
 				Msg("waiting for a publisher: paste this URL in Jitsi's live stream key field, the BBB streamer or OBS")
 		case c.Ingest.Pull != "":
-			ev.Str("source", configs.RedactURL(c.Ingest.Pull)).Msg("pull ingest is not implemented yet: this channel stays offline")
+			log.Warn().Str("channel", c.Name).Str("source", configs.RedactURL(c.Ingest.Pull)).Msg("pull ingest is not implemented yet: this channel stays offline")
 		default:
 			ev.Msg("channel has no ingest")
+		}
+		if c.Record.Enabled {
+			log.Warn().Str("channel", c.Name).Msg("recording is not implemented yet: record.enabled is ignored")
 		}
 		for _, d := range c.Destinations {
 			start := "when the channel goes live"
