@@ -68,3 +68,6 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	return err
 }
+
+// Close releases the listener of a server that will not Run.
+func (s *Server) Close() error { return s.ln.Close() }

@@ -68,7 +68,16 @@ func serve(ctx context.Context, cfg *configs.Config, path string, log zerolog.Lo
 
 // newApp validates the wiring and binds every listener, so that a taken
 // port or a bad destination fails before anything starts.
-func newApp(cfg *configs.Config, log zerolog.Logger) (*app, error) {
+func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
+	// Listeners bound before a later failure are released.
+	var bound []io.Closer
+	defer func() {
+		if err != nil {
+			for _, c := range bound {
+				c.Close()
+			}
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -99,6 +108,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (*app, error) {
 			return nil, err
 		}
 		rtmpSrv = s
+		bound = append(bound, s)
 		add("rtmp ingest", s)
 	}
 
@@ -133,6 +143,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	bound = append(bound, pub)
 	add("public http", pub)
 	adm, err := web.NewAdmin(web.AdminConfig{
 		Listen:       cfg.Admin.Listen,
@@ -143,6 +154,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	bound = append(bound, adm)
 	add("admin http", adm)
 	return &app{log: log, hub: hub, rtmp: rtmpSrv, public: pub, admin: adm, runners: runners, names: names}, nil
 }

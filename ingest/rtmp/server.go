@@ -315,3 +315,6 @@ func pickTracks(r *gortmplib.Reader) (relay.Tracks, func(*gortmplib.Reader, *rel
 		}
 	}, nil
 }
+
+// Close releases the listener of a server that will not Run.
+func (s *Server) Close() error { return s.ln.Close() }
