@@ -1,0 +1,380 @@
+package configs
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// testEnv holds recognisable secret values: no error message may contain one.
+var testEnv = map[string]string{
+	"SEANCE_ADMIN_TOKEN":     "tok-S3CR3T-admin-0001",
+	"BOURG_INGEST_KEY":       "ingest-S3CR3T-bourg-0002",
+	"BOURG_YT_KEY":           "yt-S3CR3T-abcd-efgh-0003",
+	"CUBZAC_CAMERA_PASSWORD": "cam-S3CR3T-pw-0004",
+	"BAD_NAME":               "Name-S3CR3T-0005",
+	"BAD_URL":                "http://h/app/url-S3CR3T-0006",
+	"BAD_PULL":               "ftp://u:pull-S3CR3T-0007@h/x",
+	"BAD_PORT":               "port-S3CR3T-0008",
+	"BAD_GRACE":              "grace-S3CR3T-0009",
+	"BAD_LEVEL":              "level-S3CR3T-0010",
+	"NEG_GRACE":              "-5s",
+	"EMPTY":                  "",
+}
+
+func envFunc(env map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
+}
+
+type badCase struct {
+	name string
+	yaml string
+	want string
+}
+
+// badCases maps bad configurations to their exact error. It also seeds FuzzParse.
+var badCases = []badCase{
+	{
+		name: "yaml syntax",
+		yaml: "log:\n  level: info\n format: json\n",
+		want: "line 2: invalid YAML: did not find expected key",
+	},
+	{
+		name: "two documents",
+		yaml: "log: {level: info}\n---\nlog: {level: warn}\n",
+		want: "line 2: the file holds more than one YAML document: keep one",
+	},
+	{
+		name: "not a mapping",
+		yaml: "just words\n",
+		want: "line 1: expected a mapping of keys (log, public, channels…), got a single value",
+	},
+	{
+		name: "unknown key with path",
+		yaml: `
+channels:
+  - name: a
+    ingest: {demo: true}
+    destinations:
+      - {name: yt, url: "rtmp://h/app", stream_key: "${BOURG_YT_KEY}"}
+`,
+		want: `channels[0].destinations[0]: unknown key "stream_key"`,
+	},
+	{
+		name: "unknown top-level key with suggestion",
+		yaml: "channel:\n  - name: a\n",
+		want: `unknown key "channel" (did you mean "channels"?)`,
+	},
+	{
+		name: "duplicate key",
+		yaml: "log:\n  level: info\n  level: warn\n",
+		want: `log: key "level" is set twice (lines 2 and 3)`,
+	},
+	{
+		name: "wrong kind",
+		yaml: "channels: {name: a}\n",
+		want: "channels: expected a list, got a mapping",
+	},
+	{
+		name: "mapping for a string",
+		yaml: "admin: {token: {value: x}}\n",
+		want: "admin.token: expected a string, got a mapping",
+	},
+	{
+		name: "not a number",
+		yaml: "webrtc: {udp_port: abc}\n",
+		want: `webrtc.udp_port: "abc" is not a whole number`,
+	},
+	{
+		name: "not a bool",
+		yaml: "channels:\n  - name: a\n    ingest: {demo: maybe}\n",
+		want: `channels[0].ingest.demo: "maybe" is not true or false`,
+	},
+	{
+		name: "env unset",
+		yaml: `
+log: {level: info}
+public: {listen: ":8080"}
+channels:
+  - name: bourg-sur-gironde
+    ingest:
+      key: "${BOURG_INGEST_KEY_TYPO}"
+`,
+		want: "line 7: environment variable BOURG_INGEST_KEY_TYPO is not set",
+	},
+	{
+		name: "env not closed",
+		yaml: "admin: {token: \"${SEANCE_ADMIN_TOKEN\"}\n",
+		want: `line 1: "${" is not closed: write "$${" for a literal "${"`,
+	},
+	{
+		name: "env bad name",
+		yaml: "admin: {token: \"${1TOKEN}\"}\n",
+		want: `line 1: "1TOKEN" is not a valid environment variable name`,
+	},
+	{
+		name: "log level and format",
+		yaml: "log: {level: verbose, format: xml}\n",
+		want: `log.level: "verbose" is not valid: use debug, info, warn or error` + "\n" +
+			`log.format: "xml" is not valid: use json or console`,
+	},
+	{
+		name: "listen without port",
+		yaml: "public: {listen: \"8080\"}\n",
+		want: `public.listen: "8080" is not a valid address: missing port in address: use host:port, e.g. ":8080"`,
+	},
+	{
+		name: "listen bad port",
+		yaml: "rtmp: {listen: \":99999\"}\n",
+		want: `rtmp.listen: ":99999" has an invalid port: use a number from 0 to 65535`,
+	},
+	{
+		name: "public listen empty",
+		yaml: "public: {listen: \"\"}\n",
+		want: `public.listen: must be set, e.g. ":8080"`,
+	},
+	{
+		name: "same port twice",
+		yaml: "rtsp: {listen: \"127.0.0.1:8080\"}\n",
+		want: `rtsp.listen: "127.0.0.1:8080" uses the same port as public.listen`,
+	},
+	{
+		name: "admin not loopback without token",
+		yaml: "admin: {listen: \"0.0.0.0:9090\"}\n",
+		want: `admin.listen: "0.0.0.0:9090" is not a loopback address: set admin.token to expose the admin API`,
+	},
+	{
+		name: "admin from empty env",
+		yaml: "admin: {listen: \":9090\", token: \"${EMPTY}\"}\n",
+		want: `admin.listen: ":9090" is not a loopback address: set admin.token to expose the admin API`,
+	},
+	{
+		name: "base url",
+		yaml: "public: {base_url: \"live.example.fr\"}\n",
+		want: `public.base_url: "[invalid URL]" is not valid: use an absolute http:// or https:// URL, e.g. "https://live.example.fr"`,
+	},
+	{
+		name: "udp port out of range",
+		yaml: "webrtc: {udp_port: 70000}\n",
+		want: "webrtc.udp_port: 70000 is out of range 1-65535",
+	},
+	{
+		name: "udp port zero",
+		yaml: "webrtc: {udp_port: 0}\n",
+		want: "webrtc.udp_port: 0 is out of range 1-65535",
+	},
+	{
+		name: "nat ip",
+		yaml: "webrtc: {nat_ips: [203.0.113.7, relay.example.fr]}\n",
+		want: `webrtc.nat_ips[1]: "relay.example.fr" is not an IP address (or public/private pair of them)`,
+	},
+	{
+		name: "ice servers",
+		yaml: `
+webrtc:
+  ice_servers:
+    - urls: []
+    - urls: ["https://stun.example.fr", "turn:turn.example.fr:3478"]
+      username: seance
+`,
+		want: "webrtc.ice_servers[0].urls: must list at least one stun:, stuns:, turn: or turns: URL\n" +
+			`webrtc.ice_servers[1].urls[0]: "https://stun.example.fr" is not valid: use a stun:, stuns:, turn: or turns: URL, e.g. "stun:stun.example.fr:3478"` + "\n" +
+			"webrtc.ice_servers[1]: a turn: server needs username and credential",
+	},
+	{
+		name: "channel name",
+		yaml: `
+channels:
+  - name: bourg
+    ingest: {demo: true}
+  - name: Bourg Sur
+    ingest: {demo: true}
+  - name: -bourg
+    ingest: {demo: true}
+  - name: ` + strings.Repeat("x", 65) + `
+    ingest: {demo: true}
+  - title: no name
+    ingest: {demo: true}
+`,
+		want: `channels[1].name: "Bourg Sur" is not valid: use lowercase letters, digits, '-' and '_'` + "\n" +
+			`channels[2].name: "-bourg" is not valid: start with a lowercase letter or digit` + "\n" +
+			`channels[3].name: "` + strings.Repeat("x", 65) + `" is too long: use at most 64 characters` + "\n" +
+			`channels[4].name: must be set: use lowercase letters, digits, '-' and '_'`,
+	},
+	{
+		name: "channel name from env",
+		yaml: "channels:\n  - name: ${BAD_NAME}\n    ingest: {demo: true}\n",
+		want: `channels[0].name: the value of ${BAD_NAME} is not valid: use lowercase letters, digits, '-' and '_'`,
+	},
+	{
+		name: "duplicate channel",
+		yaml: "channels:\n  - {name: x, ingest: {demo: true}}\n  - {name: x, ingest: {demo: true}}\n",
+		want: `channels: duplicate name "x" (also channels[0])`,
+	},
+	{
+		name: "ingest none",
+		yaml: "channels:\n  - name: a\n",
+		want: "channels[0].ingest: set exactly one of key, pull or demo",
+	},
+	{
+		name: "ingest two",
+		yaml: "channels:\n  - name: a\n    ingest: {key: \"${BOURG_INGEST_KEY}\", demo: true}\n",
+		want: "channels[0].ingest: set exactly one of key, pull or demo",
+	},
+	{
+		name: "ingest key from empty env",
+		yaml: "channels:\n  - name: a\n    ingest: {key: \"${EMPTY}\"}\n",
+		want: "channels[0].ingest: set exactly one of key, pull or demo (${EMPTY} is empty)",
+	},
+	{
+		name: "pull scheme",
+		yaml: "channels:\n  - name: a\n    ingest: {pull: \"http://camera.lan/stream\"}\n",
+		want: `channels[0].ingest.pull: scheme "http" is not supported: use rtsp://, rtsps://, rtmp:// or rtmps://`,
+	},
+	{
+		name: "pull scheme from env",
+		yaml: "channels:\n  - name: a\n    ingest: {pull: \"${BAD_PULL}\"}\n",
+		want: "channels[0].ingest.pull: the value of ${BAD_PULL} has an unsupported scheme: use rtsp://, rtsps://, rtmp:// or rtmps://",
+	},
+	{
+		name: "pull not a URL",
+		yaml: "channels:\n  - name: a\n    ingest: {pull: \"rtsp://u:${CUBZAC_CAMERA_PASSWORD}@cam:99x/s\"}\n",
+		want: "channels[0].ingest.pull: not a valid URL: use rtsp://, rtsps://, rtmp:// or rtmps://",
+	},
+	{
+		name: "grace negative",
+		yaml: "channels:\n  - name: a\n    ingest: {demo: true}\n    grace: -5s\n",
+		want: "channels[0].grace: must not be negative (got -5s)",
+	},
+	{
+		name: "grace negative from env",
+		yaml: "channels:\n  - name: a\n    ingest: {demo: true}\n    grace: ${NEG_GRACE}\n",
+		want: "channels[0].grace: must not be negative (got the value of ${NEG_GRACE})",
+	},
+	{
+		name: "grace too long",
+		yaml: "channels:\n  - name: a\n    ingest: {demo: true}\n    grace: 25h\n",
+		want: "channels[0].grace: must be at most 24h (got 25h0m0s)",
+	},
+	{
+		name: "grace not a duration",
+		yaml: "channels:\n  - name: a\n    ingest: {demo: true}\n    grace: 30\n",
+		want: `channels[0].grace: "30" is not a duration: use a number and a unit, e.g. "30s" or "1m"`,
+	},
+	{
+		name: "grace from env not a duration",
+		yaml: "channels:\n  - name: a\n    ingest: {demo: true}\n    grace: ${BAD_GRACE}\n",
+		want: `channels[0].grace: the value of ${BAD_GRACE} is not a duration: use a number and a unit, e.g. "30s" or "1m"`,
+	},
+	{
+		name: "destination url scheme",
+		yaml: `
+channels:
+  - name: a
+    ingest: {demo: true}
+    destinations:
+      - {name: yt, url: "http://a.rtmp.youtube.com/live2", key: "${BOURG_YT_KEY}"}
+`,
+		want: `channels[0].destinations[0].url: scheme "http" is not supported: use rtmp:// or rtmps://`,
+	},
+	{
+		name: "destination url from env",
+		yaml: `
+channels:
+  - name: a
+    ingest: {demo: true}
+    destinations:
+      - {name: yt, url: "${BAD_URL}"}
+`,
+		want: `channels[0].destinations[0].url: the value of ${BAD_URL} has an unsupported scheme: use rtmp:// or rtmps://`,
+	},
+	{
+		name: "destination url missing, no host, not a URL",
+		yaml: `
+channels:
+  - name: a
+    ingest: {demo: true}
+    destinations:
+      - {name: d1}
+      - {name: d2, url: "rtmp:///live2/yt-S3CR3T-abcd-efgh-0003"}
+      - {name: d3, url: "rtmp://a.rtmp.youtube.com:x/live2", key: "${BOURG_YT_KEY}"}
+`,
+		want: `channels[0].destinations[0].url: must be set, e.g. "rtmps://a.rtmps.youtube.com/live2"` + "\n" +
+			`channels[0].destinations[1].url: "rtmp:///live2/[redacted]" has no host` + "\n" +
+			`channels[0].destinations[2].url: not a valid URL: use rtmp:// or rtmps://`,
+	},
+	{
+		name: "destination without key",
+		yaml: `
+channels:
+  - name: a
+    ingest: {demo: true}
+    destinations:
+      - {name: yt, url: "rtmps://a.rtmps.youtube.com/live2"}
+      - {name: yt2, url: "rtmps://a.rtmps.youtube.com/live2/", key: "${EMPTY}"}
+`,
+		want: "channels[0].destinations[0].key: must be set, or the url must end with the stream key (rtmp://host/app/KEY)\n" +
+			"channels[0].destinations[1].key: must be set, or the url must end with the stream key (rtmp://host/app/KEY)",
+	},
+	{
+		name: "destination names and start",
+		yaml: `
+channels:
+  - name: a
+    ingest: {demo: true}
+    destinations:
+      - {name: yt, url: "rtmp://h/app/k1", start: later}
+      - {name: yt, url: "rtmp://h/app/k2"}
+      - {name: YT, url: "rtmp://h/app/k3"}
+`,
+		want: `channels[0].destinations[0].start: "later" is not valid: use auto or manual` + "\n" +
+			`channels[0].destinations: duplicate name "yt" (also channels[0].destinations[0])` + "\n" +
+			`channels[0].destinations[2].name: "YT" is not valid: use lowercase letters, digits, '-' and '_'`,
+	},
+	{
+		name: "record without dir",
+		yaml: "channels:\n  - name: a\n    ingest: {demo: true}\n    record: {enabled: true}\n",
+		want: "channels[0].record.dir: must be set when record.enabled is true",
+	},
+	{
+		name: "several problems from env",
+		yaml: "log: {level: \"${BAD_LEVEL}\"}\nwebrtc: {udp_port: \"${BAD_PORT}\"}\n",
+		want: "webrtc.udp_port: the value of ${BAD_PORT} is not a whole number",
+	},
+	{
+		name: "level from env",
+		yaml: "log: {level: \"${BAD_LEVEL}\"}\n",
+		want: "log.level: the value of ${BAD_LEVEL} is not valid: use debug, info, warn or error",
+	},
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range badCases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.yaml), envFunc(testEnv))
+			require.Nil(t, cfg)
+			require.EqualError(t, err, tc.want)
+		})
+	}
+}
+
+// TestParseErrorsHideSecrets checks that no error shows a value that came from
+// the environment, nor a secret.
+func TestParseErrorsHideSecrets(t *testing.T) {
+	for _, tc := range badCases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), envFunc(testEnv))
+			require.Error(t, err)
+			require.NotContains(t, err.Error(), "S3CR3T")
+			for name, v := range testEnv {
+				if len(v) >= 4 {
+					require.NotContains(t, err.Error(), v, "value of %s", name)
+				}
+			}
+		})
+	}
+}
