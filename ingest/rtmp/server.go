@@ -209,7 +209,9 @@ func (s *Server) handle(nc net.Conn) {
 	setup(r, sess)
 
 	for {
-		_ = nc.SetReadDeadline(time.Now().Add(readTimeout))
+		// Both deadlines: reading may write (acknowledgements, ping
+		// responses), and the handshake's write deadline has passed.
+		_ = nc.SetDeadline(time.Now().Add(readTimeout))
 		if err := r.Read(); err != nil {
 			log.Info().Str("reason", s.scrub.Replace(describeEnd(err))).Msg("RTMP publisher disconnected")
 			return
@@ -233,7 +235,7 @@ func (s *Server) accept(sc *gortmplib.ServerConn) (*relay.Channel, error) {
 	ch, err := s.hub.Channel(name)
 	key, pushable := s.cfg.Keys[name]
 	if err != nil || !pushable {
-		return nil, &refusal{"unknown_channel", fmt.Sprintf("no channel %q accepts RTMP pushes: push to rtmp://HOST:1935/live/{channel}?key={ingest key}", printable(name))}
+		return nil, &refusal{"unknown_channel", fmt.Sprintf("no channel %q accepts RTMP pushes: push to rtmp://HOST:1935/live/{channel}?key={ingest key}", printable(s.scrub.Replace(name)))}
 	}
 	if !key.Equal(sc.URL.Query().Get("key")) {
 		return nil, &refusal{"bad_key", fmt.Sprintf("wrong or missing ingest key for channel %q", name)}

@@ -19,11 +19,13 @@ const connectTimeout = 10 * time.Second
 
 var errTracksChanged = errors.New("the publisher changed its video parameters: reconnecting to send them")
 
-// runOnce subscribes, connects, and streams until the channel ends (nil),
-// ctx is cancelled, an operator stops it (errStopped) or the connection
-// fails.
-func (d *Destination) runOnce(ctx context.Context) error {
-	sub := d.ch.Subscribe("rtmp", queueFrames)
+// runOnce subscribes (unless sub, which it then owns, is already
+// subscribed), connects, and streams until the channel ends (nil), ctx is
+// cancelled, an operator stops it (errStopped) or the connection fails.
+func (d *Destination) runOnce(ctx context.Context, sub *relay.Subscription) error {
+	if sub == nil {
+		sub = d.ch.Subscribe("rtmp", queueFrames)
+	}
 	defer sub.Close()
 	defer func() {
 		d.mu.Lock()

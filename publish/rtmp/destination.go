@@ -93,7 +93,8 @@ type Destination struct {
 	log zerolog.Logger
 	met *destMetrics
 
-	control chan bool // Start (true) / Stop (false) requests
+	control chan bool  // Start (true) / Stop (false) requests; at most 2 pending
+	reqMu   sync.Mutex // serialises request
 
 	mu     sync.Mutex
 	status Status
@@ -109,7 +110,7 @@ func New(cfg Config, ch *relay.Channel, log zerolog.Logger, m *Metrics) *Destina
 		ch:      ch,
 		log:     log.With().Str("component", "publish.rtmp").Str("channel", ch.Name()).Str("destination", cfg.Name).Logger(),
 		met:     m.forDestination(ch.Name(), cfg.Name),
-		control: make(chan bool, 1),
+		control: make(chan bool, 2),
 		status:  Status{Name: cfg.Name, URL: cfg.Display, State: StateIdle, Since: time.Now()},
 	}
 	d.met.state[StateIdle].Set(1)
@@ -123,10 +124,23 @@ func (d *Destination) Start() { d.request(true) }
 // Stop asks the destination to disconnect and stay idle until Start.
 func (d *Destination) Stop() { d.request(false) }
 
+// request replaces any pending request with on, except that a pending
+// Stop is kept before a Start: Stop then Start (the admin API's restart)
+// must drop the connection, not cancel out.
 func (d *Destination) request(on bool) {
-	select {
-	case <-d.control:
-	default:
+	d.reqMu.Lock()
+	defer d.reqMu.Unlock()
+	stopPending := false
+	for drained := false; !drained; {
+		select {
+		case prev := <-d.control:
+			stopPending = stopPending || !prev
+		default:
+			drained = true
+		}
+	}
+	if on && stopPending {
+		d.control <- false
 	}
 	d.control <- on
 }
@@ -181,6 +195,16 @@ func (d *Destination) Run(ctx context.Context) error {
 	enabled := !d.cfg.Manual
 	backoff := time.Duration(0)
 	sawLive := false
+	// sub is subscribed while the destination waits for the channel, so
+	// that it gets the session from its first keyframe: subscribing only
+	// once the channel is live races with the publisher's first frames
+	// (the RTMP ingest replays ~2 s at once) and could start a GOP late.
+	var sub *relay.Subscription
+	defer func() {
+		if sub != nil {
+			sub.Close()
+		}
+	}()
 	for {
 		// Wait for the channel to be live and the destination enabled.
 		st, changed := d.ch.State()
@@ -197,6 +221,13 @@ func (d *Destination) Run(ctx context.Context) error {
 		if !enabled || st != relay.StateLive {
 			d.setState(StateIdle, nil)
 			backoff = 0
+			switch {
+			case enabled && st == relay.StateIdle && sub == nil:
+				sub = d.ch.Subscribe("rtmp", queueFrames)
+			case !enabled && sub != nil:
+				sub.Close()
+				sub = nil
+			}
 			select {
 			case <-ctx.Done():
 				return nil
@@ -208,7 +239,8 @@ func (d *Destination) Run(ctx context.Context) error {
 
 		d.setState(StateConnecting, nil)
 		started := time.Now()
-		err := d.runOnce(ctx)
+		err := d.runOnce(ctx, sub)
+		sub = nil
 		switch {
 		case ctx.Err() != nil:
 			d.setState(StateIdle, nil)
@@ -223,14 +255,15 @@ func (d *Destination) Run(ctx context.Context) error {
 		if time.Since(started) > stableAfter {
 			backoff = 0
 		}
-		backoff = nextBackoff(backoff)
+		var wait time.Duration
+		backoff, wait = nextBackoff(backoff)
 		d.mu.Lock()
 		d.status.Reconnects++
 		d.mu.Unlock()
 		d.met.reconnects.Inc()
 		d.setState(StateRetrying, err)
-		d.log.Debug().Dur("wait", backoff).Msg("waiting before reconnecting")
-		t := time.NewTimer(backoff)
+		d.log.Debug().Dur("wait", wait).Msg("waiting before reconnecting")
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -244,12 +277,12 @@ func (d *Destination) Run(ctx context.Context) error {
 	}
 }
 
-// nextBackoff doubles prev within [MinBackoff, MaxBackoff] and adds ±20 %
-// jitter.
-func nextBackoff(prev time.Duration) time.Duration {
-	next := min(max(prev*2, MinBackoff), MaxBackoff)
-	jitter := time.Duration((rand.Float64()*0.4 - 0.2) * float64(next))
-	return next + jitter
+// nextBackoff doubles the step prev within [MinBackoff, MaxBackoff] and
+// returns it with the time to wait: the step ±20 % jitter. The jitter is
+// not fed back into the next step, so it does not compound.
+func nextBackoff(prev time.Duration) (step, wait time.Duration) {
+	step = min(max(prev*2, MinBackoff), MaxBackoff)
+	return step, step + time.Duration((rand.Float64()*0.4-0.2)*float64(step))
 }
 
 var errStopped = errors.New("stopped by an operator")
