@@ -174,8 +174,6 @@ func (c *clip) parseAudio(buf []byte) error {
 		Type:          mpeg4audio.ObjectTypeAACLC,
 		SampleRate:    first.SampleRate,
 		ChannelConfig: first.ChannelConfig,
-		// Set too, for code that still reads the deprecated field.
-		ChannelCount: first.ChannelCount, //nolint:staticcheck
 	}
 	for i, p := range pkts {
 		if c.audioTS(i) >= c.duration {

@@ -39,7 +39,6 @@ func TestClip(t *testing.T) {
 		Type:          mpeg4audio.ObjectTypeAACLC,
 		SampleRate:    48000,
 		ChannelConfig: 2,
-		ChannelCount:  2,
 	}, c.audioConfig)
 	require.Equal(t, c.duration, c.audioTS(len(c.audio)), "audio loop must last exactly as long as video")
 }
