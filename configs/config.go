@@ -45,6 +45,10 @@ type Public struct {
 	// "https://live.example.fr", used in log hints and links. Optional; loading
 	// removes a trailing slash.
 	BaseURL string `yaml:"base_url"`
+	// FrameAncestors are the origins allowed to embed /embed/{channel} in
+	// an iframe (CSP frame-ancestors), e.g. ["https://www.bourg.fr"].
+	// Default ["*"]: any site. The watch page itself is never framed.
+	FrameAncestors []string `yaml:"frame_ancestors"`
 }
 
 // Admin is the admin HTTP server.
@@ -72,8 +76,13 @@ type RTSP struct {
 // WebRTC sets the WebRTC transport.
 type WebRTC struct {
 	// UDPPort is the one UDP port every WebRTC session shares (ICE UDP mux),
-	// 1-65535. Default 8189.
+	// 1-65535. Default 8189. 0 picks a free port at start (tests).
 	UDPPort int `yaml:"udp_port"`
+	// TCPPort, when set, accepts ICE-TCP on that one TCP port, for viewers
+	// whose network blocks UDP. Default 0: disabled.
+	TCPPort int `yaml:"tcp_port"`
+	// MaxViewers bounds WebRTC viewers on the server. Default 1000.
+	MaxViewers int `yaml:"max_viewers"`
 	// NATIPs are the public addresses announced in ICE candidates when seance
 	// runs behind a 1:1 NAT, each an IP or "public/private". Default none.
 	NATIPs []string `yaml:"nat_ips"`
@@ -110,6 +119,9 @@ type Channel struct {
 	Destinations []Destination `yaml:"destinations"`
 	// Record sets the archive recording.
 	Record Record `yaml:"record"`
+	// MaxViewers bounds the channel's WebRTC viewers. Default 0: only the
+	// server's limit applies.
+	MaxViewers int `yaml:"max_viewers"`
 }
 
 // Ingest is a channel's source. Exactly one of Key, Pull and Demo is set.
@@ -285,11 +297,11 @@ const (
 func defaults() *Config {
 	return &Config{
 		Log:    Log{Level: "info", Format: "json"},
-		Public: Public{Listen: ":8080"},
+		Public: Public{Listen: ":8080", FrameAncestors: []string{"*"}},
 		Admin:  Admin{Listen: "127.0.0.1:9090"},
 		RTMP:   RTMP{Listen: ":1935"},
 		RTSP:   RTSP{Listen: ":8554"},
-		WebRTC: WebRTC{UDPPort: defaultUDPPort},
+		WebRTC: WebRTC{UDPPort: defaultUDPPort, MaxViewers: 1000},
 	}
 }
 

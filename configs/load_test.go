@@ -198,3 +198,12 @@ func TestDefault(t *testing.T) {
 	require.Equal(t, want, cfg)
 	require.NotSame(t, cfg, Default())
 }
+
+func TestListReplacesDefault(t *testing.T) {
+	cfg, err := Parse([]byte("public: {frame_ancestors: [\"https://www.bourg.fr\"]}\n"), nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"https://www.bourg.fr"}, cfg.Public.FrameAncestors)
+	cfg, err = Parse([]byte("channels: []\n"), nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"*"}, cfg.Public.FrameAncestors)
+}

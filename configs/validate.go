@@ -87,6 +87,7 @@ func (c *Config) validate(tainted map[string][]string) []error {
 		}
 	}
 
+	v.frameAncestors(c.Public.FrameAncestors)
 	v.webRTC(&c.WebRTC)
 
 	seen := make(map[string]int, len(c.Channels))
@@ -139,10 +140,28 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// frameAncestors keeps CSP source expressions from breaking the header.
+func (v *validator) frameAncestors(list []string) {
+	for i, a := range list {
+		path := "public.frame_ancestors[" + strconv.Itoa(i) + "]"
+		if a == "" || strings.ContainsAny(a, " ;,\t\r\n'\"") && a != "'self'" && a != "'none'" {
+			v.add(path, "%s is not a valid origin: use e.g. \"https://www.bourg.fr\", \"*\" or \"'self'\"", v.show(path, a))
+		}
+	}
+}
+
 func (v *validator) webRTC(w *WebRTC) {
-	if w.UDPPort < 1 || w.UDPPort > 65535 {
+	if w.UDPPort < 0 || w.UDPPort > 65535 {
 		v.add("webrtc.udp_port", "%s is out of range 1-65535",
 			showValue(v.tainted, "webrtc.udp_port", strconv.Itoa(w.UDPPort)))
+	}
+	if w.TCPPort < 0 || w.TCPPort > 65535 {
+		v.add("webrtc.tcp_port", "%s is out of range 1-65535 (0 disables ICE-TCP)",
+			showValue(v.tainted, "webrtc.tcp_port", strconv.Itoa(w.TCPPort)))
+	}
+	if w.MaxViewers < 1 {
+		v.add("webrtc.max_viewers", "%s must be at least 1",
+			showValue(v.tainted, "webrtc.max_viewers", strconv.Itoa(w.MaxViewers)))
 	}
 	for i, ip := range w.NATIPs {
 		path := "webrtc.nat_ips[" + strconv.Itoa(i) + "]"
@@ -220,6 +239,10 @@ func (v *validator) channel(path string, ch *Channel) {
 		v.destination(dpath, d)
 	}
 
+	if ch.MaxViewers < 0 {
+		v.add(path+".max_viewers", "must not be negative (got %s): 0 means no limit but the server's",
+			showValue(v.tainted, path+".max_viewers", strconv.Itoa(ch.MaxViewers)))
+	}
 	if ch.Record.Enabled && ch.Record.Dir == "" {
 		v.add(path+".record.dir", "must be set when record.enabled is true")
 	}

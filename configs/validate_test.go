@@ -163,9 +163,29 @@ channels:
 		want: "webrtc.udp_port: 70000 is out of range 1-65535",
 	},
 	{
-		name: "udp port zero",
-		yaml: "webrtc: {udp_port: 0}\n",
-		want: "webrtc.udp_port: 0 is out of range 1-65535",
+		name: "udp port negative",
+		yaml: "webrtc: {udp_port: -1}\n",
+		want: "webrtc.udp_port: -1 is out of range 1-65535",
+	},
+	{
+		name: "tcp port out of range",
+		yaml: "webrtc: {tcp_port: 65536}\n",
+		want: "webrtc.tcp_port: 65536 is out of range 1-65535 (0 disables ICE-TCP)",
+	},
+	{
+		name: "max viewers zero",
+		yaml: "webrtc: {max_viewers: 0}\n",
+		want: "webrtc.max_viewers: 0 must be at least 1",
+	},
+	{
+		name: "channel max viewers negative",
+		yaml: "channels: [{name: a, ingest: {demo: true}, max_viewers: -2}]\n",
+		want: "channels[0].max_viewers: must not be negative (got -2): 0 means no limit but the server's",
+	},
+	{
+		name: "frame ancestor with a space",
+		yaml: "public: {frame_ancestors: [\"https://a.fr https://b.fr\"]}\n",
+		want: "public.frame_ancestors[0]: \"https://a.fr https://b.fr\" is not a valid origin: use e.g. \"https://www.bourg.fr\", \"*\" or \"'self'\"",
 	},
 	{
 		name: "nat ip",

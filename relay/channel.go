@@ -2,6 +2,7 @@ package relay
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -72,6 +73,9 @@ type Channel struct {
 	tl       timeline
 	health   health
 	closed   bool
+
+	opusUsers atomic.Int32
+	opus      opusState
 }
 
 func newChannel(cfg ChannelConfig, log zerolog.Logger, m *Metrics) *Channel {

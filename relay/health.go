@@ -84,7 +84,7 @@ func aacName(t mpeg4audio.ObjectType) string {
 }
 
 func (h *health) onFrame(f *Frame, size int, jump bool) {
-	now := time.Now()
+	now := f.Arrived
 	h.lastFrameAt = now
 	h.winBytes += size
 	if jump {

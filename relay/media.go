@@ -2,6 +2,7 @@ package relay
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -47,6 +48,30 @@ type Frame struct {
 	// Tracks is the channel's track description in force for this frame.
 	// It changes (new pointer) when the publisher changes parameters.
 	Tracks *Tracks
+	// Arrived is when the relay received the frame; sinks use it to tell
+	// cached frames (fast start) from live ones.
+	Arrived time.Time
+	// Opus holds the audio frame transcoded to Opus (20 ms packets), set
+	// while a sink asked for it with Channel.WantOpus (audio only).
+	Opus []OpusPacket
+
+	rtpOnce sync.Once
+	rtp     [][]byte
+}
+
+// OpusPacket is one Opus packet on the channel timeline.
+type OpusPacket struct {
+	PTS  time.Duration
+	Data []byte
+}
+
+// RTPPayloads returns the frame's RTP payloads, computed by packetize
+// once for every sink that shares the same packetisation (all WebRTC
+// viewers of a channel). packetize must be the same function for every
+// caller of a given frame.
+func (f *Frame) RTPPayloads(packetize func(*Frame) [][]byte) [][]byte {
+	f.rtpOnce.Do(func() { f.rtp = packetize(f) })
+	return f.rtp
 }
 
 // Tracks describes what a publisher sends. Either field may be nil.

@@ -49,6 +49,7 @@ type Metrics struct {
 	sinkDropped *prometheus.CounterVec
 	liveSeconds *prometheus.CounterVec
 	publishers  *prometheus.CounterVec
+	transcode   *prometheus.CounterVec
 }
 
 // NewMetrics registers the relay's metrics on reg.
@@ -103,6 +104,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "seance_ingest_publishers_total",
 			Help: "Publisher sessions accepted, by ingest protocol.",
 		}, []string{"channel", "protocol"}),
+		transcode: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "seance_transcode_frames_total",
+			Help: "Audio frames transcoded for WebRTC viewers (AAC to Opus), by result (ok, error). Errors are skipped frames.",
+		}, []string{"channel", "result"}),
 	}
 }
 
@@ -121,6 +126,9 @@ type channelMetrics struct {
 	jumps       prometheus.Counter
 	liveSeconds prometheus.Counter
 	warning     map[string]prometheus.Gauge
+
+	transcodeFrames prometheus.Counter
+	transcodeErrors prometheus.Counter
 }
 
 func (m *Metrics) forChannel(name string) *channelMetrics {
@@ -135,6 +143,9 @@ func (m *Metrics) forChannel(name string) *channelMetrics {
 		jumps:       m.jumps.WithLabelValues(name),
 		liveSeconds: m.liveSeconds.WithLabelValues(name),
 		warning:     make(map[string]prometheus.Gauge, len(Warnings)),
+
+		transcodeFrames: m.transcode.WithLabelValues(name, "ok"),
+		transcodeErrors: m.transcode.WithLabelValues(name, "error"),
 	}
 	for _, k := range []Kind{KindVideo, KindAudio} {
 		cm.bytes[k] = m.bytes.WithLabelValues(name, k.String())

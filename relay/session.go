@@ -154,6 +154,7 @@ func (s *Session) publish(f *Frame, size int) {
 	if f.Tracks == nil {
 		f.Tracks = c.tracks
 	}
+	f.Arrived = time.Now()
 	ctsOffset := f.PTS - f.DTS
 	dts, jump := c.tl.place(f.Kind, f.DTS)
 	f.DTS, f.PTS = dts, dts+ctsOffset
@@ -161,6 +162,19 @@ func (s *Session) publish(f *Frame, size int) {
 		c.met.jumps.Inc()
 	}
 	c.health.onFrame(f, size, jump)
+	c.mu.Unlock()
+
+	// Transcoding happens before the frame is visible to any sink, so
+	// the frame is immutable once shared.
+	if f.Kind == KindAudio && c.opusUsers.Load() > 0 {
+		c.toOpus(f)
+	}
+
+	c.mu.Lock()
+	if c.session != s {
+		c.mu.Unlock()
+		return
+	}
 	switch {
 	case f.Kind == KindVideo && f.Key:
 		clear(c.gop)

@@ -87,3 +87,28 @@ func (s *Subscription) drop() {
 	s.dropped.Add(1)
 	s.counter.Inc()
 }
+
+// Snapshot empties the queue and returns the channel's cached GOP, for a
+// sink that must restart from a keyframe now (a viewer's picture loss).
+// Frames the publisher delivers afterwards follow the snapshot; frames of
+// the snapshot may still arrive through the queue once (the sink drops
+// them by timestamp).
+func (s *Subscription) Snapshot() []*Frame {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		select {
+		case <-s.q:
+			continue
+		default:
+		}
+		break
+	}
+	if len(c.gop) == 0 {
+		s.wait.Store(waitStart)
+		return nil
+	}
+	s.wait.Store(waitNone)
+	return slices.Clone(c.gop)
+}

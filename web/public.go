@@ -13,14 +13,25 @@ import (
 type PublicConfig struct {
 	// Listen is the TCP address, e.g. ":8080".
 	Listen string
+	// Handlers are extra routes (pattern → handler), e.g. "/whep/" for
+	// WebRTC playback.
+	Handlers map[string]http.Handler
+	// Viewers counts a channel's viewers for the public API; nil is zero.
+	Viewers func(channel string) int
 }
 
 // NewPublic binds the public listener. Its pages set no cookie and load
 // nothing from another origin.
 func NewPublic(cfg PublicConfig, hub Channels, log zerolog.Logger) (*Server, error) {
 	log = log.With().Str("component", "web.public").Logger()
-	p := &public{hub: hub}
+	p := &public{hub: hub, viewers: cfg.Viewers}
+	if p.viewers == nil {
+		p.viewers = func(string) int { return 0 }
+	}
 	mux := http.NewServeMux()
+	for pattern, h := range cfg.Handlers {
+		mux.Handle(pattern, h)
+	}
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /api/public/channels/{channel}", p.channel)
 	mux.HandleFunc("GET /{$}", p.index)
@@ -28,20 +39,22 @@ func NewPublic(cfg PublicConfig, hub Channels, log zerolog.Logger) (*Server, err
 }
 
 type public struct {
-	hub Channels
+	hub     Channels
+	viewers func(channel string) int
 }
 
 // PublicChannel is what anyone may know about a channel.
 type PublicChannel struct {
-	Name  string `json:"name"`
-	Title string `json:"title"`
-	Live  bool   `json:"live"`
-	State string `json:"state"`
+	Name    string `json:"name"`
+	Title   string `json:"title"`
+	Live    bool   `json:"live"`
+	State   string `json:"state"`
+	Viewers int    `json:"viewers"`
 }
 
-func publicChannel(c *relay.Channel) PublicChannel {
+func (p *public) publicChannel(c *relay.Channel) PublicChannel {
 	st, _ := c.State()
-	return PublicChannel{Name: c.Name(), Title: c.Title(), Live: st != relay.StateIdle, State: st.String()}
+	return PublicChannel{Name: c.Name(), Title: c.Title(), Live: st != relay.StateIdle, State: st.String(), Viewers: p.viewers(c.Name())}
 }
 
 func (p *public) channel(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +64,7 @@ func (p *public) channel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	writeJSON(w, http.StatusOK, publicChannel(c))
+	writeJSON(w, http.StatusOK, p.publicChannel(c))
 }
 
 var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
@@ -73,7 +86,7 @@ var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
 func (p *public) index(w http.ResponseWriter, _ *http.Request) {
 	var list []PublicChannel
 	for _, c := range p.hub.Channels() {
-		list = append(list, publicChannel(c))
+		list = append(list, p.publicChannel(c))
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")

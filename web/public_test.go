@@ -68,7 +68,7 @@ func TestPublicChannel(t *testing.T) {
 		require.Equal(t, "*", r.header.Get("Access-Control-Allow-Origin"))
 		var got map[string]any
 		require.NoError(t, json.Unmarshal([]byte(r.body), &got))
-		require.ElementsMatch(t, []string{"name", "title", "live", "state"}, keys(got), "nothing more is public")
+		require.ElementsMatch(t, []string{"name", "title", "live", "state", "viewers"}, keys(got), "nothing more is public")
 		var pc PublicChannel
 		require.NoError(t, json.Unmarshal([]byte(r.body), &pc))
 		return pc

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/seance-relay/seance/ingest/demo"
 	ingestrtmp "github.com/seance-relay/seance/ingest/rtmp"
 	pubrtmp "github.com/seance-relay/seance/publish/rtmp"
+	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
 	"github.com/seance-relay/seance/relay"
 	"github.com/seance-relay/seance/web"
 )
@@ -49,6 +51,7 @@ type app struct {
 	log     zerolog.Logger
 	hub     *relay.Hub
 	rtmp    *ingestrtmp.Server // nil when rtmp.listen is empty
+	webrtc  *pubwebrtc.Server
 	public  *web.Server
 	admin   *web.Server
 	runners []runner
@@ -139,7 +142,33 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		}
 	}
 
-	pub, err := web.NewPublic(web.PublicConfig{Listen: cfg.Public.Listen}, hub, log)
+	chMax := map[string]int{}
+	for _, c := range cfg.Channels {
+		chMax[c.Name] = c.MaxViewers
+	}
+	rtc, err := pubwebrtc.New(pubwebrtc.Config{
+		UDPPort:           cfg.WebRTC.UDPPort,
+		TCPPort:           cfg.WebRTC.TCPPort,
+		NATIPs:            cfg.WebRTC.NATIPs,
+		MaxViewers:        cfg.WebRTC.MaxViewers,
+		ChannelMaxViewers: chMax,
+		IncludeLoopback:   true,
+	}, hub, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	bound = append(bound, rtc)
+	add("webrtc", rtc)
+	var ice []pubwebrtc.ICEServer
+	for _, s := range cfg.WebRTC.ICEServers {
+		ice = append(ice, pubwebrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential.Value()})
+	}
+
+	pub, err := web.NewPublic(web.PublicConfig{
+		Listen:   cfg.Public.Listen,
+		Handlers: map[string]http.Handler{"/whep/": rtc.Handler(ice)},
+		Viewers:  rtc.Viewers,
+	}, hub, log)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +185,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 	bound = append(bound, adm)
 	add("admin http", adm)
-	return &app{log: log, hub: hub, rtmp: rtmpSrv, public: pub, admin: adm, runners: runners, names: names}, nil
+	return &app{log: log, hub: hub, rtmp: rtmpSrv, webrtc: rtc, public: pub, admin: adm, runners: runners, names: names}, nil
 }
 
 // run runs every component until ctx is cancelled or one fails, then

@@ -1,0 +1,409 @@
+// Package webrtc serves WebRTC viewers over WHEP: citizens' browsers get
+// the channel with sub-second latency. Video (H.264) passes through
+// untouched; audio is the channel's Opus (transcoded once per channel).
+// Every session shares one UDP port (ICE UDP mux), and optionally one TCP
+// port (ICE-TCP) for viewers whose network blocks UDP.
+package webrtc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/seance-relay/seance/relay"
+)
+
+// Errors of CreateSession, mapped to WHEP status codes by the handler.
+var (
+	// ErrNotLive: the channel has no publisher (409, retry later).
+	ErrNotLive = errors.New("the channel is not live")
+	// ErrChannelFull: the channel's viewer limit is reached (503).
+	ErrChannelFull = errors.New("the channel has reached its viewer limit")
+	// ErrServerFull: the server's viewer limit is reached (503).
+	ErrServerFull = errors.New("the server has reached its viewer limit")
+	// ErrBadOffer: the SDP offer is malformed or offers nothing playable (400).
+	ErrBadOffer = errors.New("bad SDP offer")
+	// ErrSessionNotFound: no session has that id (404).
+	ErrSessionNotFound = errors.New("session not found")
+)
+
+// DefaultMaxViewers bounds viewers per server when Config.MaxViewers is 0.
+const DefaultMaxViewers = 1000
+
+// Config configures the WebRTC server.
+type Config struct {
+	// Host is the address the UDP and TCP ports bind to; "" is every
+	// interface.
+	Host string
+	// UDPPort is the one UDP port every session shares (0 picks a free
+	// one, for tests).
+	UDPPort int
+	// TCPPort, when set, accepts ICE-TCP on that port; 0 disables it. -1
+	// picks a free port (tests).
+	TCPPort int
+	// NATIPs are public addresses announced instead of the host's own
+	// (1:1 NAT, containers).
+	NATIPs []string
+	// MaxViewers bounds viewers on the server; 0 means DefaultMaxViewers.
+	MaxViewers int
+	// ChannelMaxViewers bounds viewers per channel; absent or 0 is no
+	// limit but the server's.
+	ChannelMaxViewers map[string]int
+	// IncludeLoopback announces 127.0.0.1 candidates (tests and
+	// same-machine viewers).
+	IncludeLoopback bool
+}
+
+// channels is the part of the hub the server needs.
+type channels interface {
+	Channel(name string) (*relay.Channel, error)
+}
+
+// Server hands out WHEP sessions.
+type Server struct {
+	cfg            Config
+	hub            channels
+	log            zerolog.Logger
+	met            *metrics
+	udp            net.PacketConn
+	tcp            net.Listener
+	se             webrtc.SettingEngine
+	connectTimeout time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	sessions   map[string]*session
+	perChannel map[string]int
+}
+
+// New binds the UDP port (and the TCP port when set).
+func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if cfg.MaxViewers == 0 {
+		cfg.MaxViewers = DefaultMaxViewers
+	}
+	log = log.With().Str("component", "publish.webrtc").Logger()
+	udp, err := net.ListenPacket("udp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.UDPPort)))
+	if err != nil {
+		return nil, fmt.Errorf("webrtc UDP port %d: %w", cfg.UDPPort, err)
+	}
+	s := &Server{
+		cfg:            cfg,
+		hub:            hub,
+		log:            log,
+		met:            newMetrics(reg),
+		udp:            udp,
+		connectTimeout: 10 * time.Second,
+		sessions:       make(map[string]*session),
+		perChannel:     make(map[string]int),
+	}
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelDisabled
+	s.se.LoggerFactory = lf
+	s.se.SetICEUDPMux(webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp))
+	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.TCPPort != 0 {
+		port := max(cfg.TCPPort, 0)
+		tcp, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
+		if err != nil {
+			udp.Close()
+			return nil, fmt.Errorf("webrtc ICE-TCP port %d: %w", cfg.TCPPort, err)
+		}
+		s.tcp = tcp
+		s.se.SetICETCPMux(webrtc.NewICETCPMux(lf.NewLogger("tcpmux"), tcp, 8))
+		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	s.se.SetNetworkTypes(types)
+	s.se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	s.se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	// A vanished viewer is reaped within 10 s: 4 s without traffic marks
+	// it disconnected, 6 s more failed.
+	s.se.SetICETimeouts(4*time.Second, 6*time.Second, 2*time.Second)
+	if len(cfg.NATIPs) > 0 {
+		if err := s.se.SetICEAddressRewriteRules(natRules(cfg.NATIPs)...); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("webrtc nat_ips: %w", err)
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// UDPAddr returns the bound UDP address.
+func (s *Server) UDPAddr() net.Addr { return s.udp.LocalAddr() }
+
+// TCPAddr returns the bound ICE-TCP address, nil when disabled.
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.Addr()
+}
+
+// Close releases the ports of a server that will not Run.
+func (s *Server) Close() error {
+	s.cancel()
+	if s.tcp != nil {
+		s.tcp.Close()
+	}
+	return s.udp.Close()
+}
+
+// Run serves until ctx is cancelled, then ends every session and waits
+// for their goroutines.
+func (s *Server) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.cancel()
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.end("shutdown")
+	}
+	s.wg.Wait()
+	if s.tcp != nil {
+		s.tcp.Close()
+	}
+	return s.udp.Close()
+}
+
+// Viewers returns the number of WebRTC viewers of a channel.
+func (s *Server) Viewers(channel string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perChannel[channel]
+}
+
+// reserve takes a viewer slot, or says which limit is reached.
+func (s *Server) reserve(channel string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return ErrServerFull
+	}
+	total := 0
+	for _, n := range s.perChannel {
+		total += n
+	}
+	if total >= s.cfg.MaxViewers {
+		return ErrServerFull
+	}
+	if limit := s.cfg.ChannelMaxViewers[channel]; limit > 0 && s.perChannel[channel] >= limit {
+		return ErrChannelFull
+	}
+	s.perChannel[channel]++
+	return nil
+}
+
+func (s *Server) unreserve(channel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.perChannel[channel]--
+}
+
+func (s *Server) remove(sess *session, reason string) {
+	s.mu.Lock()
+	_, ok := s.sessions[sess.id]
+	if ok {
+		delete(s.sessions, sess.id)
+		s.perChannel[sess.channel]--
+	}
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	s.met.viewers.WithLabelValues(sess.channel, "webrtc").Dec()
+	s.met.ended.WithLabelValues(sess.channel, "webrtc", reason).Inc()
+}
+
+// natRules announces public addresses in place of local ones (1:1 NAT):
+// "203.0.113.7" replaces every host address, "203.0.113.7/10.0.0.5" only
+// 10.0.0.5.
+func natRules(ips []string) []webrtc.ICEAddressRewriteRule {
+	rules := make([]webrtc.ICEAddressRewriteRule, 0, len(ips))
+	for _, ip := range ips {
+		public, local, _ := strings.Cut(ip, "/")
+		rules = append(rules, webrtc.ICEAddressRewriteRule{
+			External:        []string{public},
+			Local:           local,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		})
+	}
+	return rules
+}
+
+// session returns a live session of a channel.
+func (s *Server) session(channel, id string) (*session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[id]
+	if !ok || sess.channel != channel {
+		return nil, ErrSessionNotFound
+	}
+	return sess, nil
+}
+
+// CreateSession answers a viewer's SDP offer. It returns the answer and
+// the session id.
+func (s *Server) CreateSession(channel, offer string) (answer, id string, err error) {
+	ch, err := s.hub.Channel(channel)
+	if err != nil {
+		return "", "", err
+	}
+	tracks := ch.Tracks()
+	if st, _ := ch.State(); st == relay.StateIdle || tracks == nil || tracks.Video == nil {
+		return "", "", ErrNotLive
+	}
+	if err := s.reserve(channel); err != nil {
+		return "", "", err
+	}
+	sess, answer, err := s.newSession(ch, tracks, offer)
+	if err != nil {
+		s.unreserve(channel)
+		return "", "", err
+	}
+	s.mu.Lock()
+	s.sessions[sess.id] = sess
+	s.mu.Unlock()
+	s.met.viewers.WithLabelValues(channel, "webrtc").Inc()
+	s.met.sessions.WithLabelValues(channel, "webrtc").Inc()
+	sess.run()
+	return answer, sess.id, nil
+}
+
+func (s *Server) newSession(ch *relay.Channel, tracks *relay.Tracks, offer string) (_ *session, _ string, err error) {
+	created := time.Now()
+	me := &webrtc.MediaEngine{}
+	video := webrtc.RTPCodecCapability{
+		MimeType:    webrtc.MimeTypeH264,
+		ClockRate:   90000,
+		SDPFmtpLine: h264Fmtp(tracks.Video.SPS),
+		RTCPFeedback: []webrtc.RTCPFeedback{
+			{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
+		},
+	}
+	audio := webrtc.RTPCodecCapability{
+		MimeType:    webrtc.MimeTypeOpus,
+		ClockRate:   48000,
+		Channels:    2,
+		SDPFmtpLine: "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1",
+	}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: video, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, "", err
+	}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: audio, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, "", err
+	}
+	// No interceptors: NACKs are answered from the channel's shared
+	// payloads, sender reports and RTT are handled by the session. This
+	// keeps per-packet work per viewer to a header and the encryption.
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(s.se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, "", err
+	}
+	defer func() {
+		if err != nil {
+			_ = pc.Close()
+		}
+	}()
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
+	}
+	id := newID()
+	sess := &session{
+		id:        id,
+		channel:   ch.Name(),
+		srv:       s,
+		ch:        ch,
+		pc:        pc,
+		created:   created,
+		connected: make(chan struct{}),
+		pli:       make(chan struct{}, 1),
+		video:     &track{id: "video", stream: "seance", kind: webrtc.RTPCodecTypeVideo, codec: video},
+	}
+	sess.ctx, sess.cancel = context.WithCancelCause(s.ctx)
+	if sess.vsender, err = pc.AddTrack(sess.video); err != nil {
+		return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
+	}
+	if tracks.Audio != nil && offersAudio(pc) {
+		sess.audio = &track{id: "audio", stream: "seance", kind: webrtc.RTPCodecTypeAudio, codec: audio}
+		if sess.asender, err = pc.AddTrack(sess.audio); err != nil {
+			return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
+		}
+	}
+	pc.OnConnectionStateChange(sess.onConnectionState)
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(ans); err != nil {
+		return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(3 * time.Second):
+	}
+	if _, _, _, ok := sess.video.binding(); !ok {
+		return nil, "", fmt.Errorf("%w: the offer does not receive H.264 video", ErrBadOffer)
+	}
+	sess.sub = ch.Subscribe("webrtc", queueFrames)
+	if sess.audio != nil {
+		sess.opus = ch.WantOpus()
+	}
+	return sess, pc.LocalDescription().SDP, nil
+}
+
+// offersAudio says whether the remote offer has an audio section.
+func offersAudio(pc *webrtc.PeerConnection) bool {
+	for _, t := range pc.GetTransceivers() {
+		if t.Kind() == webrtc.RTPCodecTypeAudio {
+			return true
+		}
+	}
+	return false
+}
+
+// h264Fmtp advertises the profile and level the stream actually has
+// (RFC 6184 8.1: profile-level-id is SPS bytes 1 to 3).
+func h264Fmtp(sps []byte) string {
+	pli := "42e01f"
+	if len(sps) >= 4 {
+		pli = hex.EncodeToString(sps[1:4])
+	}
+	return "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + pli
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}

@@ -1,0 +1,407 @@
+package webrtc
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/seance-relay/seance/relay"
+)
+
+const (
+	// queueFrames is a viewer's queue: room for a 4 s GOP at 30 fps with
+	// its audio, so fast start never overflows.
+	queueFrames = 512
+	// lateAfter: a frame older than this when its turn comes is replayed
+	// from the cache (fast start, PLI); it is sent at once with compressed
+	// timestamps so the browser shows the picture now, and its audio is
+	// skipped.
+	lateAfter = 150 * time.Millisecond
+	// ringSize is how many sent video packets a viewer can retransmit on
+	// NACK (about a second of 2.5 Mbit/s video). It stores references to
+	// the channel's shared payloads, not copies.
+	ringSize = 1024
+	// srInterval is how often sender reports go out (RFC 3550 6.2: the
+	// browser needs them for lip sync and RTT).
+	srInterval = 2 * time.Second
+)
+
+// sent is one retransmittable packet: where its payload lives in the
+// channel's shared frames and the header it went out with.
+type sent struct {
+	f      *relay.Frame
+	idx    uint16
+	seq    uint16
+	ts     uint32
+	marker bool
+	ok     bool
+}
+
+// session is one WHEP viewer.
+type session struct {
+	id      string
+	channel string
+	srv     *Server
+	ch      *relay.Channel
+	pc      *webrtc.PeerConnection
+	video   *track
+	audio   *track
+	vsender *webrtc.RTPSender
+	asender *webrtc.RTPSender
+	sub     *relay.Subscription
+	opus    func()
+	created time.Time
+
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	connected chan struct{}
+	connOnce  sync.Once
+	pli       chan struct{}
+	wg        sync.WaitGroup
+	endOnce   sync.Once
+	reason    atomic.Value // string
+
+	// Owned by the writer goroutine.
+	hdr        rtp.Header
+	vStarted   bool
+	vTS        uint32
+	vLastPTS   time.Duration
+	vLastDTS   time.Duration
+	aStarted   bool
+	aBaseTS    uint32
+	aFirstPTS  time.Duration
+	aLastPTS   time.Duration
+	vseq, aseq uint16
+	firstFrame bool
+	vPackets   uint32
+	vOctets    uint32
+	aPackets   uint32
+	aOctets    uint32
+	lastVSend  time.Time
+	lastASend  time.Time
+	lastATS    uint32
+	dropped    uint64
+
+	ringMu sync.Mutex
+	ring   [ringSize]sent
+	srMu   sync.Mutex
+	srSent [8]srRecord
+	srNext int
+	lost   [2]uint32 // last cumulative loss per track, from receiver reports
+}
+
+type srRecord struct {
+	mid uint32 // middle 32 bits of the NTP timestamp
+	at  time.Time
+}
+
+// run starts the session's goroutines; they stop when ctx ends.
+func (s *session) run() {
+	s.wg.Go(s.writeLoop)
+	s.wg.Go(func() { s.readRTCP(s.vsender, 0) })
+	if s.asender != nil {
+		s.wg.Go(func() { s.readRTCP(s.asender, 1) })
+	}
+}
+
+// end closes the session once, for the given reason (a metric label).
+func (s *session) end(reason string) {
+	s.endOnce.Do(func() {
+		s.reason.Store(reason)
+		s.cancel(nil)
+		s.srv.wg.Go(func() {
+			// Closing the PeerConnection unblocks ReadRTCP.
+			_ = s.pc.Close()
+			s.wg.Wait()
+			s.sub.Close()
+			if s.opus != nil {
+				s.opus()
+			}
+			s.srv.remove(s, reason)
+		})
+	})
+}
+
+func (s *session) onConnectionState(st webrtc.PeerConnectionState) {
+	switch st {
+	case webrtc.PeerConnectionStateConnected:
+		s.connOnce.Do(func() { close(s.connected) })
+	case webrtc.PeerConnectionStateFailed:
+		s.end("ice_failed")
+	case webrtc.PeerConnectionStateClosed:
+		s.end("closed")
+	}
+}
+
+// writeLoop sends the channel's frames to the viewer. It never blocks the
+// channel: it reads from a bounded subscription.
+func (s *session) writeLoop() {
+	select {
+	case <-s.ctx.Done():
+		return
+	case <-s.connected:
+	case <-time.After(s.srv.connectTimeout):
+		s.end("ice_timeout")
+		return
+	}
+	_, changed := s.ch.State()
+	sr := time.NewTicker(srInterval)
+	defer sr.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-changed:
+			var st relay.State
+			if st, changed = s.ch.State(); st == relay.StateIdle {
+				s.end("stream_ended")
+				return
+			}
+		case <-s.pli:
+			s.srv.met.plis.Inc()
+			s.resync()
+		case <-sr.C:
+			s.sendReports()
+			if d := s.sub.Dropped(); d != s.dropped {
+				s.srv.met.dropped(s.channel).Add(float64(d - s.dropped))
+				s.dropped = d
+			}
+		case f := <-s.sub.Frames():
+			s.send(f)
+		}
+	}
+}
+
+// resync answers a picture loss from the keyframe cache at once, instead of
+// making the viewer wait for the publisher's next keyframe.
+func (s *session) resync() {
+	gop := s.sub.Snapshot()
+	for _, f := range gop {
+		s.send(f)
+	}
+}
+
+func (s *session) send(f *relay.Frame) {
+	if f.Kind == relay.KindVideo {
+		s.sendVideo(f)
+		return
+	}
+	s.sendAudio(f)
+}
+
+func (s *session) sendVideo(f *relay.Frame) {
+	w, ssrc, pt, ok := s.video.binding()
+	if !ok {
+		return
+	}
+	if s.vStarted && f.DTS <= s.vLastDTS {
+		return // already sent from the cache (resync)
+	}
+	late := time.Since(f.Arrived) > lateAfter
+	switch {
+	case !s.vStarted:
+		if !f.Key {
+			return
+		}
+		s.vStarted = true
+		s.vTS = randUint32()
+	case late:
+		// Replay from the cache: 1 ms apart, so the picture is current
+		// as soon as the burst is decoded.
+		s.vTS += 90
+	default:
+		s.vTS += uint32(int64(f.PTS-s.vLastPTS) * 90000 / int64(time.Second))
+	}
+	s.vLastPTS, s.vLastDTS = f.PTS, f.DTS
+	payloads := f.RTPPayloads(packetizeH264)
+	now := time.Now()
+	for i, p := range payloads {
+		s.hdr = rtp.Header{
+			Version:        2,
+			PayloadType:    pt,
+			SequenceNumber: s.vseq,
+			Timestamp:      s.vTS,
+			SSRC:           ssrc,
+			Marker:         i == len(payloads)-1,
+		}
+		s.ringMu.Lock()
+		s.ring[s.vseq%ringSize] = sent{f: f, idx: uint16(i), seq: s.vseq, ts: s.vTS, marker: s.hdr.Marker, ok: true}
+		s.ringMu.Unlock()
+		s.vseq++
+		if _, err := w.WriteRTP(&s.hdr, p); err != nil {
+			s.end("write_error")
+			return
+		}
+		s.vPackets++
+		s.vOctets += uint32(len(p))
+	}
+	s.srv.met.packets(s.channel).Add(float64(len(payloads)))
+	s.lastVSend = now
+	if !s.firstFrame {
+		s.firstFrame = true
+		s.srv.met.ttff.Observe(now.Sub(s.created).Seconds())
+	}
+}
+
+func (s *session) sendAudio(f *relay.Frame) {
+	if len(f.Opus) == 0 || !s.vStarted || time.Since(f.Arrived) > lateAfter {
+		return
+	}
+	w, ssrc, pt, ok := s.audio.binding()
+	if !ok {
+		return
+	}
+	for _, p := range f.Opus {
+		if s.aStarted && p.PTS <= s.aLastPTS {
+			continue
+		}
+		s.aLastPTS = p.PTS
+		if !s.aStarted {
+			s.aStarted = true
+			s.aBaseTS = randUint32()
+			s.aFirstPTS = p.PTS
+		}
+		ts := s.aBaseTS + uint32(int64(p.PTS-s.aFirstPTS)*48000/int64(time.Second))
+		s.hdr = rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: s.aseq, Timestamp: ts, SSRC: ssrc, Marker: false}
+		s.aseq++
+		if _, err := w.WriteRTP(&s.hdr, p.Data); err != nil {
+			s.end("write_error")
+			return
+		}
+		s.aPackets++
+		s.aOctets += uint32(len(p.Data))
+		s.lastATS = ts
+	}
+	s.lastASend = time.Now()
+	s.srv.met.packets(s.channel).Add(float64(len(f.Opus)))
+}
+
+// sendReports sends RTCP sender reports (RFC 3550 6.4.1), which browsers
+// use for lip sync and to compute the round-trip time we read back.
+func (s *session) sendReports() {
+	now := time.Now()
+	ntp := toNTP(now)
+	var pkts []rtcp.Packet
+	if _, ssrc, _, ok := s.video.binding(); ok && s.vStarted {
+		pkts = append(pkts, &rtcp.SenderReport{
+			SSRC:        ssrc,
+			NTPTime:     ntp,
+			RTPTime:     s.vTS + uint32(now.Sub(s.lastVSend)*90000/time.Second),
+			PacketCount: s.vPackets,
+			OctetCount:  s.vOctets,
+		})
+	}
+	if s.audio != nil {
+		if _, ssrc, _, ok := s.audio.binding(); ok && s.aStarted {
+			pkts = append(pkts, &rtcp.SenderReport{
+				SSRC:        ssrc,
+				NTPTime:     ntp,
+				RTPTime:     s.lastATS + uint32(now.Sub(s.lastASend)*48000/time.Second),
+				PacketCount: s.aPackets,
+				OctetCount:  s.aOctets,
+			})
+		}
+	}
+	if len(pkts) == 0 {
+		return
+	}
+	s.srMu.Lock()
+	s.srSent[s.srNext%len(s.srSent)] = srRecord{mid: uint32(ntp >> 16), at: now}
+	s.srNext++
+	s.srMu.Unlock()
+	_ = s.pc.WriteRTCP(pkts)
+}
+
+// readRTCP drains a sender's RTCP: without it pion never delivers NACK and
+// PLI. kind is 0 for video, 1 for audio.
+func (s *session) readRTCP(sender *webrtc.RTPSender, kind int) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.TransportLayerNack:
+				if kind == 0 {
+					s.retransmit(p)
+				}
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				select {
+				case s.pli <- struct{}{}:
+				default:
+				}
+			case *rtcp.ReceiverReport:
+				s.onReports(p.Reports, kind)
+			case *rtcp.SenderReport:
+				s.onReports(p.Reports, kind)
+			}
+		}
+	}
+}
+
+// retransmit answers a NACK (RFC 4585 6.2.1) from the shared payloads.
+func (s *session) retransmit(n *rtcp.TransportLayerNack) {
+	w, ssrc, pt, ok := s.video.binding()
+	if !ok {
+		return
+	}
+	var hdr rtp.Header
+	for _, pair := range n.Nacks {
+		for _, seq := range pair.PacketList() {
+			s.ringMu.Lock()
+			e := s.ring[seq%ringSize]
+			s.ringMu.Unlock()
+			if !e.ok || e.seq != seq {
+				continue
+			}
+			payloads := e.f.RTPPayloads(packetizeH264)
+			if int(e.idx) >= len(payloads) {
+				continue
+			}
+			hdr = rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: e.ts, SSRC: ssrc, Marker: e.marker}
+			if _, err := w.WriteRTP(&hdr, payloads[e.idx]); err != nil {
+				return
+			}
+			s.srv.met.nacks(s.channel).Inc()
+		}
+	}
+}
+
+// onReports turns the viewer's reception reports into RTT and loss
+// metrics, aggregated per channel.
+func (s *session) onReports(reports []rtcp.ReceptionReport, kind int) {
+	now := time.Now()
+	for _, r := range reports {
+		if r.LastSenderReport != 0 {
+			s.srMu.Lock()
+			for _, rec := range s.srSent {
+				if rec.mid == r.LastSenderReport && !rec.at.IsZero() {
+					// RFC 3550 6.4.1: RTT = arrival - LSR - DLSR.
+					rtt := now.Sub(rec.at) - time.Duration(r.Delay)*time.Second/65536
+					if rtt >= 0 {
+						s.srv.met.rtt(s.channel).Observe(rtt.Seconds())
+					}
+				}
+			}
+			s.srMu.Unlock()
+		}
+		if r.TotalLost > s.lost[kind] && r.TotalLost < 1<<23 {
+			s.srv.met.lost(s.channel).Add(float64(r.TotalLost - s.lost[kind]))
+			s.lost[kind] = r.TotalLost
+		}
+	}
+}
+
+// toNTP converts a time to the 64-bit NTP format (RFC 5905 6).
+func toNTP(t time.Time) uint64 {
+	const ntpEpochOffset = 2208988800
+	secs := uint64(t.Unix()) + ntpEpochOffset
+	frac := uint64(t.Nanosecond()) << 32 / 1e9
+	return secs<<32 | frac
+}

@@ -1,0 +1,217 @@
+package webrtc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/seance-relay/seance/relay"
+)
+
+// maxBody bounds SDP offers and trickle fragments (WHEP answers 413 past it).
+const maxBody = 64 << 10
+
+// ICEServer is a STUN/TURN server advertised to viewers in Link headers
+// (RFC 9725 4.6).
+type ICEServer struct {
+	URLs       []string
+	Username   string
+	Credential string
+}
+
+// Handler serves WHEP (RFC 9725's protocol, for playback):
+//
+//	POST   /whep/{channel}       SDP offer in, 201 + SDP answer + Location
+//	PATCH  /whep/{channel}/{id}  trickle ICE (application/trickle-ice-sdpfrag), 204
+//	DELETE /whep/{channel}/{id}  ends the session, 200
+//	OPTIONS on both              CORS preflight, Accept-Post
+func (s *Server) Handler(iceServers []ICEServer) http.Handler {
+	links := linkHeaders(iceServers)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /whep/{channel}", func(w http.ResponseWriter, r *http.Request) { s.post(w, r, links) })
+	mux.HandleFunc("OPTIONS /whep/{channel}", func(w http.ResponseWriter, r *http.Request) {
+		cors(w)
+		w.Header().Set("Accept-Post", "application/sdp")
+		for _, l := range links {
+			w.Header().Add("Link", l)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PATCH /whep/{channel}/{id}", s.patch)
+	mux.HandleFunc("DELETE /whep/{channel}/{id}", s.delete)
+	mux.HandleFunc("OPTIONS /whep/{channel}/{id}", func(w http.ResponseWriter, r *http.Request) {
+		cors(w)
+		w.Header().Set("Accept-Patch", "application/trickle-ice-sdpfrag")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+// cors lets a commune's own website embed the player from another origin.
+// No credentials are involved: viewers are anonymous.
+func cors(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, If-Match, Authorization")
+	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch, Retry-After")
+}
+
+func httpError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
+	cors(w)
+	channel := r.PathValue("channel")
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/sdp" {
+		s.met.refused.WithLabelValues("bad_request").Inc()
+		httpError(w, http.StatusUnsupportedMediaType, "the body must be an SDP offer (Content-Type: application/sdp)")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		s.met.refused.WithLabelValues("bad_request").Inc()
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the SDP offer is larger than %d KiB", maxBody>>10))
+			return
+		}
+		httpError(w, http.StatusBadRequest, "could not read the SDP offer")
+		return
+	}
+	if len(body) == 0 {
+		s.met.refused.WithLabelValues("bad_request").Inc()
+		httpError(w, http.StatusBadRequest, "empty SDP offer")
+		return
+	}
+	answer, id, err := s.CreateSession(channel, string(body))
+	switch {
+	case err == nil:
+	case errors.Is(err, relay.ErrChannelNotFound):
+		httpError(w, http.StatusNotFound, "no such channel")
+		return
+	case errors.Is(err, ErrNotLive):
+		s.met.refused.WithLabelValues("not_live").Inc()
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusConflict, "the session has not started yet")
+		return
+	case errors.Is(err, ErrChannelFull), errors.Is(err, ErrServerFull):
+		reason := "channel_full"
+		if errors.Is(err, ErrServerFull) {
+			reason = "server_full"
+		}
+		s.met.refused.WithLabelValues(reason).Inc()
+		w.Header().Set("Retry-After", "30")
+		httpError(w, http.StatusServiceUnavailable, "too many viewers right now: try again shortly")
+		return
+	case errors.Is(err, ErrBadOffer):
+		s.met.refused.WithLabelValues("bad_request").Inc()
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	default:
+		s.log.Error().Err(err).Str("channel", channel).Msg("WHEP session failed")
+		httpError(w, http.StatusInternalServerError, "could not start the session")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/sdp")
+	h.Set("Location", "/whep/"+url.PathEscape(channel)+"/"+id)
+	h.Set("ETag", `"`+id+`"`)
+	h.Set("Accept-Patch", "application/trickle-ice-sdpfrag")
+	h.Set("Cache-Control", "no-store")
+	for _, l := range links {
+		h.Add("Link", l)
+	}
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+// patch takes trickled ICE candidates (RFC 8840 fragments). ICE restarts
+// are not supported (the client makes a new session instead).
+func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
+	cors(w)
+	sess, err := s.session(r.PathValue("channel"), r.PathValue("id"))
+	if err != nil {
+		httpError(w, http.StatusNotFound, "no such session")
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/trickle-ice-sdpfrag" {
+		httpError(w, http.StatusUnsupportedMediaType, "the body must be an SDP fragment (Content-Type: application/trickle-ice-sdpfrag)")
+		return
+	}
+	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != `"`+sess.id+`"` {
+		httpError(w, http.StatusPreconditionFailed, "the ETag does not match this session")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		httpError(w, http.StatusRequestEntityTooLarge, "fragment too large")
+		return
+	}
+	mid := ""
+	for line := range strings.Lines(string(body)) {
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case strings.HasPrefix(line, "a=ice-ufrag:"):
+			// A new ufrag would be an ICE restart, which this server
+			// does not do.
+			if remote := sess.pc.RemoteDescription(); remote != nil && !strings.Contains(remote.SDP, line) {
+				httpError(w, http.StatusUnprocessableEntity, "ICE restart is not supported: start a new session")
+				return
+			}
+		case strings.HasPrefix(line, "a=mid:"):
+			mid = strings.TrimPrefix(line, "a=mid:")
+		case strings.HasPrefix(line, "a=candidate:"):
+			c := webrtc.ICECandidateInit{Candidate: strings.TrimPrefix(line, "a=")}
+			if mid != "" {
+				m := mid
+				c.SDPMid = &m
+			}
+			if err := sess.pc.AddICECandidate(c); err != nil {
+				httpError(w, http.StatusBadRequest, "bad ICE candidate")
+				return
+			}
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
+	cors(w)
+	sess, err := s.session(r.PathValue("channel"), r.PathValue("id"))
+	if err != nil {
+		httpError(w, http.StatusNotFound, "no such session")
+		return
+	}
+	sess.end("deleted")
+	w.WriteHeader(http.StatusOK)
+}
+
+// linkHeaders advertises ICE servers (RFC 9725 4.6, RFC 8288).
+func linkHeaders(servers []ICEServer) []string {
+	var out []string
+	for _, srv := range servers {
+		for _, u := range srv.URLs {
+			l := "<" + u + `>; rel="ice-server"`
+			if srv.Username != "" {
+				l += `; username="` + quote(srv.Username) + `"; credential="` + quote(srv.Credential) + `"; credential-type="password"`
+			}
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func quote(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
+}
