@@ -31,6 +31,7 @@ const listeners = `
 public: {listen: "127.0.0.1:0"}
 rtmp: {listen: "127.0.0.1:0"}
 rtsp: {listen: ""}
+webrtc: {udp_port: 0}
 `
 
 // TestE2EJibriToTwoDestinations: Jibri pushes a session; seance forwards it
