@@ -229,8 +229,12 @@ func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ing
 	}
 	log.Info().Str("version", buildVersion()).Str("config", src).Msg("seance started")
 	host := "localhost"
+	base := cfg.Public.BaseURL
+	if base == "" {
+		base = "http://" + hostPort(host, pub.Addr())
+	}
 	for _, c := range cfg.Channels {
-		ev := log.Info().Str("channel", c.Name)
+		ev := log.Info().Str("channel", c.Name).Str("watch_url", base+"/watch/"+c.Name)
 		switch {
 		case c.Ingest.Demo:
 			ev.Msg("channel is fed by the built-in demo source (test pattern and tone)")
@@ -254,7 +258,7 @@ func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ing
 				Msg("will push to destination " + start)
 		}
 	}
-	log.Info().Str("url", "http://"+hostPort(host, pub.Addr())+"/").Msg("public pages")
+	log.Info().Str("url", base+"/").Msg("public pages: citizens watch here")
 	log.Info().Str("metrics", "http://"+hostPort(host, adm.Addr())+"/metrics").
 		Str("api", "http://"+hostPort(host, adm.Addr())+"/api/v1/channels").
 		Bool("token_required", cfg.Admin.Token.IsSet()).Msg("admin: metrics and API")
