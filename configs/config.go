@@ -71,6 +71,10 @@ type RTMP struct {
 type RTSP struct {
 	// Listen is the TCP address, host:port. Default ":8554". Empty disables it.
 	Listen string `yaml:"listen"`
+	// Username and Password, when set, are required to read a channel over
+	// RTSP. Default: open.
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
 }
 
 // WebRTC sets the WebRTC transport.
@@ -133,6 +137,13 @@ type Ingest struct {
 	Pull string `yaml:"pull"`
 	// Demo makes the channel play the built-in test source.
 	Demo bool `yaml:"demo"`
+	// Transport is how an rtsp:// pull receives media: tcp, udp or auto
+	// (default: try UDP, fall back to TCP).
+	Transport string `yaml:"transport"`
+	// Username and Password authenticate a pull when they are not in the
+	// URL.
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
 }
 
 // String describes the source without its secrets.

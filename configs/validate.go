@@ -87,6 +87,9 @@ func (c *Config) validate(tainted map[string][]string) []error {
 		}
 	}
 
+	if c.RTSP.Password.IsSet() != (c.RTSP.Username != "") {
+		v.add("rtsp", "set both username and password to require credentials, or neither")
+	}
 	v.frameAncestors(c.Public.FrameAncestors)
 	v.webRTC(&c.WebRTC)
 
@@ -263,7 +266,18 @@ func (v *validator) ingest(path string, in *Ingest) {
 		v.add(path, "%s", msg)
 	}
 	if in.Pull == "" {
+		if in.Transport != "" || in.Username != "" || in.Password.IsSet() {
+			v.add(path, "transport, username and password only apply to pull")
+		}
 		return
+	}
+	switch in.Transport {
+	case "", "auto", "tcp", "udp":
+	default:
+		v.add(path+".transport", "%s is not valid: use tcp, udp or auto", v.show(path+".transport", in.Transport))
+	}
+	if in.Password.IsSet() && in.Username == "" {
+		v.add(path+".username", "must be set with password")
 	}
 	ppath := path + ".pull"
 	u, err := url.Parse(in.Pull)
