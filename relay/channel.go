@@ -76,6 +76,7 @@ type Channel struct {
 
 	opusUsers atomic.Int32
 	opus      opusState
+	kf        keyframeState
 }
 
 func newChannel(cfg ChannelConfig, log zerolog.Logger, m *Metrics) *Channel {
@@ -85,6 +86,7 @@ func newChannel(cfg ChannelConfig, log zerolog.Logger, m *Metrics) *Channel {
 		met:     m.forChannel(cfg.Name),
 		changed: make(chan struct{}),
 		since:   time.Now(),
+		kf:      keyframeState{requests: make(chan struct{}, 1)},
 	}
 	c.met.live.Set(0)
 	return c

@@ -34,6 +34,9 @@ func (c *Channel) Subscribe(sink string, size int) *Subscription {
 		}
 	} else {
 		sub.wait.Store(waitStart)
+		if c.state == StateLive {
+			c.RequestKeyframe()
+		}
 	}
 	subs := make([]*Subscription, len(c.subs), len(c.subs)+1)
 	copy(subs, c.subs)
@@ -107,6 +110,7 @@ func (s *Subscription) Snapshot() []*Frame {
 	}
 	if len(c.gop) == 0 {
 		s.wait.Store(waitStart)
+		c.RequestKeyframe()
 		return nil
 	}
 	s.wait.Store(waitNone)

@@ -77,6 +77,9 @@ func (d *Destination) runOnce(ctx context.Context, sub *relay.Subscription) erro
 	}
 
 	d.setState(StateLive, nil)
+	// YouTube rejects keyframe intervals over 4 s: publishers that make
+	// keyframes on demand (WHIP) are asked for one every 2 s meanwhile.
+	defer d.ch.WantPeriodicKeyframes()()
 	// Each connection's timestamps start at zero.
 	base := first.DTS
 	sent := client.BytesSent()
