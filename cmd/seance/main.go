@@ -9,10 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/seance-relay/seance/configs"
 )
@@ -32,6 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case "check-config":
 			return checkConfig(args[1:], stdout, stderr)
+		case "healthcheck":
+			return healthcheck(args[1:], stdout, stderr)
 		case "help", "-h", "-help", "--help":
 			usage(stdout)
 			return 0
@@ -85,6 +89,8 @@ Usage:
                                  serve (no file: the embedded demo config)
   seance check-config -config FILE
                                  validate a config file and exit
+  seance healthcheck [-url URL]  exit 0 if the relay answers on /healthz
+                                 (for container health checks)
   seance version                 print the version
 `)
 }
@@ -106,6 +112,30 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: OK (%d channel(s))\n", *path, len(cfg.Channels))
+	return 0
+}
+
+// healthcheck asks a running relay's /healthz, for container health checks
+// in images without a shell or curl.
+func healthcheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:8080/healthz", "health URL of the relay's public listener")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(*url)
+	if err != nil {
+		fmt.Fprintf(stderr, "seance healthcheck: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "seance healthcheck: %s answered %s\n", *url, resp.Status)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
 	return 0
 }
 
