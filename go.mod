@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/bluenviron/gortmplib v1.0.2
+	github.com/bluenviron/gortsplib/v4 v4.16.2
 	github.com/bluenviron/mediacommon/v2 v2.9.5
 	github.com/pion/ice/v4 v4.4.9
 	github.com/pion/interceptor v0.1.51

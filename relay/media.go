@@ -65,12 +65,11 @@ type OpusPacket struct {
 	Data []byte
 }
 
-// RTPPayloads returns the frame's RTP payloads, computed by packetize
-// once for every sink that shares the same packetisation (all WebRTC
-// viewers of a channel). packetize must be the same function for every
-// caller of a given frame.
-func (f *Frame) RTPPayloads(packetize func(*Frame) [][]byte) [][]byte {
-	f.rtpOnce.Do(func() { f.rtp = packetize(f) })
+// RTPPayloads returns a video frame's H.264 RTP payloads (RFC 6184, at
+// most MaxRTPPayload bytes each), computed once for every RTP sink of the
+// channel.
+func (f *Frame) RTPPayloads() [][]byte {
+	f.rtpOnce.Do(func() { f.rtp = packetizeH264(f) })
 	return f.rtp
 }
 

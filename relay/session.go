@@ -15,6 +15,10 @@ type Session struct {
 	c      *Channel
 	info   PublisherInfo
 	closed atomic.Bool
+	// opusIn: the publisher supplies Opus itself (WriteAACWithOpus), so
+	// the channel must not transcode AAC to Opus. Written and read on the
+	// publisher's goroutine only.
+	opusIn bool
 }
 
 // Close ends the publisher's hold. Within the channel's grace period a new
@@ -137,6 +141,22 @@ func (s *Session) WriteAAC(pts time.Duration, au []byte) {
 	s.publish(&Frame{Kind: KindAudio, PTS: pts, DTS: pts, AU: bytes.Clone(au)}, len(au))
 }
 
+// WriteAACWithOpus publishes one raw AAC access unit together with the
+// Opus packets the publisher sent for about the same stretch of audio
+// (WHIP: the AAC is transcoded from them, once per channel, for RTMP sinks).
+// WebRTC sinks then get the publisher's own Opus instead of a second
+// transcode. Packet PTS are on the publisher's clock, like pts; the relay
+// moves them onto the channel timeline with the frame. Once a session has
+// used it, the channel no longer transcodes that session's AAC to Opus. The
+// session keeps opus: the caller must not modify it afterwards.
+func (s *Session) WriteAACWithOpus(pts time.Duration, au []byte, opus []OpusPacket) {
+	if s.closed.Load() || len(au) == 0 {
+		return
+	}
+	s.opusIn = true
+	s.publish(&Frame{Kind: KindAudio, PTS: pts, DTS: pts, AU: bytes.Clone(au), Opus: opus}, len(au))
+}
+
 // publish places the frame on the channel timeline, caches it and fans it
 // out. The lock is held only for bookkeeping; delivery happens outside it
 // and never blocks.
@@ -156,8 +176,12 @@ func (s *Session) publish(f *Frame, size int) {
 	}
 	f.Arrived = time.Now()
 	ctsOffset := f.PTS - f.DTS
+	origPTS := f.PTS
 	dts, jump := c.tl.place(f.Kind, f.DTS)
 	f.DTS, f.PTS = dts, dts+ctsOffset
+	for i := range f.Opus {
+		f.Opus[i].PTS += f.PTS - origPTS
+	}
 	if jump {
 		c.met.jumps.Inc()
 	}
@@ -166,7 +190,7 @@ func (s *Session) publish(f *Frame, size int) {
 
 	// Transcoding happens before the frame is visible to any sink, so
 	// the frame is immutable once shared.
-	if f.Kind == KindAudio && c.opusUsers.Load() > 0 {
+	if f.Kind == KindAudio && !s.opusIn && c.opusUsers.Load() > 0 {
 		c.toOpus(f)
 	}
 

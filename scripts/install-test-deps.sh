@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite talks to (ffmpeg, ffprobe, nginx
-# with the RTMP module) from
+# with the RTMP module, Chromium driven by Node for the watch page) from
 # Debian's packages when they are missing. Tests never skip for a missing
 # tool: if this cannot install them, it fails with a clear message.
+# (The browser test's npm packages, pinned in web/browsertest, are installed
+# by the test itself with npm ci; it never downloads a browser.)
 set -euo pipefail
 
 need=()
@@ -11,6 +13,28 @@ command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 # nginx with the RTMP module stands in for YouTube's ingestion servers.
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
+# The browser test plays the watch page in Debian's Chromium, driven by
+# playwright-core on Node >= 18.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+# promtool checks configs/prometheus (Debian ships it in the prometheus package).
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+
+# node_major prints the installed Node's major version (0 if none).
+node_major() {
+  local v
+  v=$(node --version 2>/dev/null || echo v0)
+  v=${v#v}
+  echo "${v%%.*}"
+}
+check_node() {
+  if command -v node >/dev/null 2>&1 && [ "$(node_major)" -lt 18 ]; then
+    echo "The browser test needs Node.js 18 or later; $(command -v node) is $(node --version). Install a newer nodejs (Debian 12's is 18) and retry." >&2
+    exit 1
+  fi
+}
+check_node
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -34,6 +58,8 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-for t in ffmpeg ffprobe nginx; do
+for t in ffmpeg ffprobe nginx node npm promtool; do
   command -v "$t" >/dev/null 2>&1 || { echo "$t is still missing after apt-get install" >&2; exit 1; }
 done
+[ -x /usr/bin/chromium ] || { echo "/usr/bin/chromium is still missing after apt-get install chromium" >&2; exit 1; }
+check_node

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"html/template"
 	"net/http"
 
 	"github.com/rs/zerolog"
@@ -18,15 +17,24 @@ type PublicConfig struct {
 	Handlers map[string]http.Handler
 	// Viewers counts a channel's viewers for the public API; nil is zero.
 	Viewers func(channel string) int
+	// FrameAncestors are the CSP frame-ancestors sources of
+	// /embed/{channel}: the sites that may show the player in an iframe,
+	// e.g. "https://www.bourg.fr", "*" or "'self'". Empty: none may. The
+	// other pages may be framed only by seance's own pages.
+	FrameAncestors []string
 }
 
-// NewPublic binds the public listener. Its pages set no cookie and load
-// nothing from another origin.
+// NewPublic binds the public listener. Its pages (/, /watch/{channel},
+// /embed/{channel}) set no cookie and load nothing from another origin.
 func NewPublic(cfg PublicConfig, hub Channels, log zerolog.Logger) (*Server, error) {
 	log = log.With().Str("component", "web.public").Logger()
-	p := &public{hub: hub, viewers: cfg.Viewers}
+	p := &public{hub: hub, viewers: cfg.Viewers, log: log}
 	if p.viewers == nil {
 		p.viewers = func(string) int { return 0 }
+	}
+	pg, err := newPages(p, cfg.FrameAncestors)
+	if err != nil {
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	for pattern, h := range cfg.Handlers {
@@ -34,13 +42,17 @@ func NewPublic(cfg PublicConfig, hub Channels, log zerolog.Logger) (*Server, err
 	}
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /api/public/channels/{channel}", p.channel)
-	mux.HandleFunc("GET /{$}", p.index)
+	mux.HandleFunc("GET /{$}", pg.index)
+	mux.HandleFunc("GET /watch/{channel}", pg.watch)
+	mux.HandleFunc("GET /embed/{channel}", pg.embed)
+	mux.Handle("GET /static/{file}", pg.assets)
 	return newServer("public", cfg.Listen, securityHeaders(mux), log)
 }
 
 type public struct {
 	hub     Channels
 	viewers func(channel string) int
+	log     zerolog.Logger
 }
 
 // PublicChannel is what anyone may know about a channel.
@@ -67,38 +79,14 @@ func (p *public) channel(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, p.publicChannel(c))
 }
 
-var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
-<html lang="fr">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Séances en direct</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a;background:#fff}li{margin:.5rem 0}.live{color:#b00020;font-weight:bold}</style>
-</head>
-<body>
-<main>
-<h1>Séances en direct</h1>
-{{if .}}<ul>{{range .}}<li>{{.Title}} — {{if .Live}}<span class="live">en direct</span>{{else}}hors ligne{{end}}</li>{{end}}</ul>
-{{else}}<p>Aucune séance n'est configurée.</p>{{end}}
-</main>
-</body>
-</html>
-`))
-
-func (p *public) index(w http.ResponseWriter, _ *http.Request) {
-	var list []PublicChannel
-	for _, c := range p.hub.Channels() {
-		list = append(list, p.publicChannel(c))
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
-	_ = indexPage.Execute(w, list)
-}
-
 // securityHeaders keeps the public pages self-contained: nothing from
-// another origin, no referrer leaks.
+// another origin, no inline code, no referrer leaks, no framing by other
+// sites (/embed/ overrides frame-ancestors).
 func securityHeaders(next http.Handler) http.Handler {
+	policy := csp("'self'")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'")
+		h.Set("Content-Security-Policy", policy)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		next.ServeHTTP(w, r)

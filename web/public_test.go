@@ -13,19 +13,34 @@ import (
 
 func startPublic(t *testing.T, hub Channels) (string, *http.Client) {
 	t.Helper()
-	s, err := NewPublic(PublicConfig{Listen: "127.0.0.1:0"}, hub, zerolog.New(zerolog.NewTestWriter(t)))
+	return startPublicConfig(t, hub, PublicConfig{})
+}
+
+func startPublicConfig(t *testing.T, hub Channels, cfg PublicConfig) (string, *http.Client) {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	s, err := NewPublic(cfg, hub, zerolog.New(zerolog.NewTestWriter(t)))
 	require.NoError(t, err)
 	return run(t, s), client(t)
 }
 
+// strictCSP is the policy of every public answer but /embed/'s, which
+// differs only in frame-ancestors.
+const strictCSP = "default-src 'self'; media-src 'self' blob:; connect-src 'self'; img-src 'self' data:; " +
+	"style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'; frame-ancestors 'self'"
+
 // requirePrivate checks what every public answer carries: the CSP that
-// keeps pages self-contained, and no cookie.
+// keeps pages self-contained (no inline code, no other origin, framed only
+// by seance's own pages), and no cookie.
 func requirePrivate(t *testing.T, r response) {
 	t.Helper()
-	csp := r.header.Get("Content-Security-Policy")
-	require.Contains(t, csp, "default-src 'self'")
-	require.NotContains(t, csp, "*")
-	require.NotContains(t, csp, "http")
+	require.Equal(t, strictCSP, r.header.Get("Content-Security-Policy"))
+	requirePrivateHeaders(t, r)
+}
+
+// requirePrivateHeaders checks the headers that do not depend on the page.
+func requirePrivateHeaders(t *testing.T, r response) {
+	t.Helper()
 	require.Equal(t, "nosniff", r.header.Get("X-Content-Type-Options"))
 	require.Equal(t, "no-referrer", r.header.Get("Referrer-Policy"))
 	require.Empty(t, r.header.Values("Set-Cookie"))
@@ -42,6 +57,13 @@ func TestPublicRoutes(t *testing.T) {
 	}{
 		{"health", http.MethodGet, "/healthz", http.StatusOK, "text/plain; charset=utf-8", "ok\n"},
 		{"index", http.MethodGet, "/", http.StatusOK, "text/html; charset=utf-8", `<html lang="fr">`},
+		{"watch", http.MethodGet, "/watch/bourg", http.StatusOK, "text/html; charset=utf-8", `<h1>Conseil municipal de Bourg</h1>`},
+		{"watch unknown channel", http.MethodGet, "/watch/nope", http.StatusNotFound, "text/html; charset=utf-8", `<h1>Séance introuvable</h1>`},
+		{"watch needs a channel", http.MethodGet, "/watch/", http.StatusNotFound, "text/plain; charset=utf-8", ""},
+		{"script", http.MethodGet, "/static/player.js", http.StatusOK, "text/javascript; charset=utf-8", "RTCPeerConnection"},
+		{"style", http.MethodGet, "/static/seance.css", http.StatusOK, "text/css; charset=utf-8", ":focus-visible"},
+		{"unknown static file", http.MethodGet, "/static/nope.js", http.StatusNotFound, "text/plain; charset=utf-8", ""},
+		{"no directory listing", http.MethodGet, "/static/", http.StatusNotFound, "text/plain; charset=utf-8", ""},
 		{"idle channel", http.MethodGet, "/api/public/channels/bourg", http.StatusOK, "application/json", `"live": false`},
 		{"unknown channel", http.MethodGet, "/api/public/channels/nope", http.StatusNotFound, "application/json", `"channel_not_found"`},
 		{"unknown path", http.MethodGet, "/nope", http.StatusNotFound, "text/plain; charset=utf-8", ""},
@@ -109,8 +131,8 @@ func TestPublicIndex(t *testing.T) {
 		r := do(t, c, http.MethodGet, base+"/", nil)
 		require.Equal(t, http.StatusOK, r.status)
 		requirePrivate(t, r)
-		require.Contains(t, r.body, "<li>Conseil municipal de Bourg — hors ligne</li>")
-		require.Contains(t, r.body, `<li>Conseil &lt;de&gt; Ville &amp; Cie — <span class="live">en direct</span></li>`)
+		require.Contains(t, r.body, `<li class="channel"><a href="/watch/bourg">Conseil municipal de Bourg</a> <span class="badge">Hors ligne</span></li>`)
+		require.Contains(t, r.body, `<li class="channel"><a href="/watch/ville">Conseil &lt;de&gt; Ville &amp; Cie</a> <span class="badge live">En direct</span></li>`)
 		require.NotContains(t, r.body, "<de>", "titles are escaped")
 		for _, external := range []string{"http://", "https://", `src="//`, `href="//`} {
 			require.NotContains(t, r.body, external, "the page loads nothing from another origin")
@@ -121,6 +143,6 @@ func TestPublicIndex(t *testing.T) {
 		base, c := startPublic(t, hub)
 		r := do(t, c, http.MethodGet, base+"/", nil)
 		require.Equal(t, http.StatusOK, r.status)
-		require.Contains(t, r.body, "Aucune séance n'est configurée.")
+		require.Contains(t, r.body, "Aucune séance n&#39;est configurée.")
 	})
 }

@@ -16,8 +16,11 @@ import (
 
 	"github.com/seance-relay/seance/configs"
 	"github.com/seance-relay/seance/ingest/demo"
+	"github.com/seance-relay/seance/ingest/pull"
 	ingestrtmp "github.com/seance-relay/seance/ingest/rtmp"
+	ingestwhip "github.com/seance-relay/seance/ingest/whip"
 	pubrtmp "github.com/seance-relay/seance/publish/rtmp"
+	pubrtsp "github.com/seance-relay/seance/publish/rtsp"
 	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
 	"github.com/seance-relay/seance/relay"
 	"github.com/seance-relay/seance/web"
@@ -116,6 +119,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 
 	destMet := pubrtmp.NewMetrics(reg)
+	pullMet := pull.NewMetrics(reg)
 	dests := map[string][]web.Destination{}
 	for _, c := range cfg.Channels {
 		ch, _ := hub.Channel(c.Name)
@@ -125,6 +129,18 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 				return nil, fmt.Errorf("channel %s: demo source: %w", c.Name, err)
 			}
 			add("demo source", src)
+		}
+		if c.Ingest.Pull != "" {
+			p, err := pull.New(pull.Config{
+				URL:       c.Ingest.Pull,
+				Transport: c.Ingest.Transport,
+				Username:  c.Ingest.Username,
+				Password:  c.Ingest.Password,
+			}, ch, log, pullMet)
+			if err != nil {
+				return nil, fmt.Errorf("channel %s: pull: %w", c.Name, err)
+			}
+			add("pull ingest", p)
 		}
 		for _, d := range c.Destinations {
 			u, err := d.PublishURL()
@@ -159,15 +175,38 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 	bound = append(bound, rtc)
 	add("webrtc", rtc)
+	// WHIP publishers share the viewers' UDP port and ICE settings.
+	whipSrv, err := ingestwhip.New(ingestwhip.Config{Keys: keys, SettingEngine: rtc.SettingEngine()}, hub, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	add("whip ingest", whipSrv)
+	// The RTSP output comes after webrtc: it reuses the seance_viewers and
+	// seance_viewer_sessions_total families webrtc registers.
+	viewers := rtc.Viewers
+	if cfg.RTSP.Listen != "" {
+		rs, err := pubrtsp.New(pubrtsp.Config{
+			Listen:   cfg.RTSP.Listen,
+			Username: cfg.RTSP.Username,
+			Password: cfg.RTSP.Password,
+		}, hub, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		bound = append(bound, rs)
+		add("rtsp output", rs)
+		viewers = func(ch string) int { return rtc.Viewers(ch) + rs.Viewers(ch) }
+	}
 	var ice []pubwebrtc.ICEServer
 	for _, s := range cfg.WebRTC.ICEServers {
 		ice = append(ice, pubwebrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential.Value()})
 	}
 
 	pub, err := web.NewPublic(web.PublicConfig{
-		Listen:   cfg.Public.Listen,
-		Handlers: map[string]http.Handler{"/whep/": rtc.Handler(ice)},
-		Viewers:  rtc.Viewers,
+		Listen:         cfg.Public.Listen,
+		Handlers:       map[string]http.Handler{"/whep/": rtc.Handler(ice), "/whip/": whipSrv.Handler()},
+		Viewers:        viewers,
+		FrameAncestors: cfg.Public.FrameAncestors,
 	}, hub, log)
 	if err != nil {
 		return nil, err
@@ -242,7 +281,8 @@ func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ing
 			ev.Str("push_url", fmt.Sprintf("rtmp://%s/live/%s?key=<ingest key of %s>", hostPort(host, rtmpSrv.Addr()), c.Name, c.Name)).
 				Msg("waiting for a publisher: paste this URL in Jitsi's live stream key field, the BBB streamer or OBS")
 		case c.Ingest.Pull != "":
-			log.Warn().Str("channel", c.Name).Str("source", configs.RedactURL(c.Ingest.Pull)).Msg("pull ingest is not implemented yet: this channel stays offline")
+			ev.Str("source", configs.RedactURL(c.Ingest.Pull)).
+				Msg("channel pulls its stream from this source, reconnecting on its own when it drops")
 		default:
 			ev.Msg("channel has no ingest")
 		}

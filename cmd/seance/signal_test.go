@@ -54,6 +54,7 @@ func TestSignalShutdown(t *testing.T) {
 public: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:%d"}
 rtmp: {listen: "127.0.0.1:0"}
+rtsp: {listen: ""}
 webrtc: {udp_port: 0}
 channels:
   - {name: demo, ingest: {demo: true}}

@@ -133,9 +133,11 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	s.se.SetNetworkTypes(types)
 	s.se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	s.se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
-	// A vanished viewer is reaped within 10 s: 4 s without traffic marks
-	// it disconnected, 6 s more failed.
-	s.se.SetICETimeouts(4*time.Second, 6*time.Second, 2*time.Second)
+	// A vanished viewer is reaped within 10 s: 3 s without traffic marks
+	// it disconnected, 8 s failed, checked every second (pion checks at
+	// the keepalive interval: 4 s + 6 s with 2 s keepalives took 10-12 s).
+	// A live viewer answers the 1 s keepalives.
+	s.se.SetICETimeouts(3*time.Second, 5*time.Second, time.Second)
 	if len(cfg.NATIPs) > 0 {
 		if err := s.se.SetICEAddressRewriteRules(natRules(cfg.NATIPs)...); err != nil {
 			s.Close()
@@ -145,6 +147,11 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
+
+// SettingEngine returns the settings every session of the server uses: the
+// shared ICE UDP (and TCP) port, NAT rules and ICE timeouts. WHIP
+// publishers use it so that they share the viewers' one UDP port.
+func (s *Server) SettingEngine() webrtc.SettingEngine { return s.se }
 
 // UDPAddr returns the bound UDP address.
 func (s *Server) UDPAddr() net.Addr { return s.udp.LocalAddr() }
@@ -347,13 +354,15 @@ func (s *Server) newSession(ch *relay.Channel, tracks *relay.Tracks, offer strin
 	if sess.vsender, err = pc.AddTrack(sess.video); err != nil {
 		return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
 	}
+	if sess.video.want, err = answerH264(pc, sess.vsender, offer, video, tracks.Video.SPS); err != nil {
+		return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
+	}
 	if tracks.Audio != nil && offersAudio(pc) {
 		sess.audio = &track{id: "audio", stream: "seance", kind: webrtc.RTPCodecTypeAudio, codec: audio}
 		if sess.asender, err = pc.AddTrack(sess.audio); err != nil {
 			return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
 		}
 	}
-	pc.OnConnectionStateChange(sess.onConnectionState)
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
@@ -373,6 +382,9 @@ func (s *Server) newSession(ch *relay.Channel, tracks *relay.Tracks, offer strin
 	if sess.audio != nil {
 		sess.opus = ch.WantOpus()
 	}
+	// Only a complete session may end: closing the PeerConnection of a
+	// refused offer (the deferred Close) must not reach end.
+	pc.OnConnectionStateChange(sess.onConnectionState)
 	return sess, pc.LocalDescription().SDP, nil
 }
 
@@ -384,6 +396,88 @@ func offersAudio(pc *webrtc.PeerConnection) bool {
 		}
 	}
 	return false
+}
+
+// answerH264 makes the answer hold one H.264 payload type: the viewer's
+// first packetization-mode 1 payload type of the stream's profile, with
+// the stream's own profile-level-id. Left alone, pion answers every H.264
+// payload type of the offer, each with the offer's fmtp (Baseline and
+// packetization-mode 0 included), and sends on the first. A viewer that
+// offers none of the stream's profile gets its first packetization-mode 1
+// payload type as offered (software decoders play any profile). It returns
+// the payload type the track must bind to.
+func answerH264(pc *webrtc.PeerConnection, sender *webrtc.RTPSender, offer string, ours webrtc.RTPCodecCapability, sps []byte) (webrtc.PayloadType, error) {
+	var tr *webrtc.RTPTransceiver
+	for _, t := range pc.GetTransceivers() {
+		if t.Sender() == sender {
+			tr = t
+		}
+	}
+	remote, err := (&webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}).Unmarshal()
+	if tr == nil || err != nil || len(sps) < 4 {
+		return 0, nil
+	}
+	want := h264Profile(sps[1], sps[2])
+	var pick *webrtc.RTPCodecParameters
+	for _, md := range remote.MediaDescriptions {
+		if md.MediaName.Media != "video" {
+			continue
+		}
+		for _, f := range md.MediaName.Formats {
+			pt, err := strconv.ParseUint(f, 10, 7)
+			if err != nil {
+				continue
+			}
+			c, err := remote.GetCodecForPayloadType(uint8(pt))
+			if err != nil || !strings.EqualFold(c.Name, "H264") || fmtpParam(c.Fmtp, "packetization-mode") != "1" {
+				continue
+			}
+			plid, _ := hex.DecodeString(fmtpParam(c.Fmtp, "profile-level-id"))
+			if len(plid) == 3 && h264Profile(plid[0], plid[1]) == want {
+				pick = &webrtc.RTPCodecParameters{RTPCodecCapability: ours, PayloadType: webrtc.PayloadType(pt)}
+				break
+			}
+			if pick == nil {
+				offered := ours
+				offered.SDPFmtpLine = c.Fmtp
+				pick = &webrtc.RTPCodecParameters{RTPCodecCapability: offered, PayloadType: webrtc.PayloadType(pt)}
+			}
+		}
+		break
+	}
+	if pick == nil {
+		return 0, errors.New("the offer does not receive H.264 video with packetization-mode=1")
+	}
+	return pick.PayloadType, tr.SetCodecPreferences([]webrtc.RTPCodecParameters{*pick})
+}
+
+// h264Profile names the profile of profile_idc and the constraint flags
+// as browsers compare them (libwebrtc's h264_profile_level_id.cc): x264
+// writes Main as 4d40 where Chrome offers 4d00, both Main.
+func h264Profile(idc, iop byte) string {
+	switch {
+	case idc == 0x42 && iop&0x4f == 0x40, idc == 0x4d && iop&0x8f == 0x80, idc == 0x58 && iop&0xcf == 0xc0:
+		return "constrained baseline"
+	case idc == 0x42 && iop&0x4f == 0, idc == 0x58 && iop&0xcf == 0x80:
+		return "baseline"
+	case idc == 0x4d && iop&0xaf == 0:
+		return "main"
+	case idc == 0x64 && iop == 0:
+		return "high"
+	case idc == 0x64 && iop == 0x0c:
+		return "constrained high"
+	}
+	return hex.EncodeToString([]byte{idc, iop})
+}
+
+// fmtpParam returns one parameter of an fmtp line.
+func fmtpParam(line, key string) string {
+	for kv := range strings.SplitSeq(line, ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return ""
 }
 
 // h264Fmtp advertises the profile and level the stream actually has

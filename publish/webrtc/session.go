@@ -78,6 +78,7 @@ type session struct {
 	aLastPTS   time.Duration
 	vseq, aseq uint16
 	firstFrame bool
+	replay     bool // resync is sending the cached GOP again
 	vPackets   uint32
 	vOctets    uint32
 	aPackets   uint32
@@ -149,7 +150,12 @@ func (s *session) writeLoop() {
 		s.end("ice_timeout")
 		return
 	}
-	_, changed := s.ch.State()
+	st, changed := s.ch.State()
+	if st == relay.StateIdle {
+		// The stream ended while the viewer was connecting.
+		s.end("stream_ended")
+		return
+	}
 	sr := time.NewTicker(srInterval)
 	defer sr.Stop()
 	for {
@@ -181,9 +187,17 @@ func (s *session) writeLoop() {
 // making the viewer wait for the publisher's next keyframe.
 func (s *session) resync() {
 	gop := s.sub.Snapshot()
+	if len(gop) == 0 {
+		return
+	}
+	// The viewer has had these frames: send them again, as late frames
+	// so that RTP timestamps keep increasing.
+	s.vLastDTS = gop[0].DTS - 1
+	s.replay = true
 	for _, f := range gop {
 		s.send(f)
 	}
+	s.replay = false
 }
 
 func (s *session) send(f *relay.Frame) {
@@ -202,7 +216,7 @@ func (s *session) sendVideo(f *relay.Frame) {
 	if s.vStarted && f.DTS <= s.vLastDTS {
 		return // already sent from the cache (resync)
 	}
-	late := time.Since(f.Arrived) > lateAfter
+	late := s.replay || time.Since(f.Arrived) > lateAfter
 	switch {
 	case !s.vStarted:
 		if !f.Key {
@@ -218,7 +232,7 @@ func (s *session) sendVideo(f *relay.Frame) {
 		s.vTS += uint32(int64(f.PTS-s.vLastPTS) * 90000 / int64(time.Second))
 	}
 	s.vLastPTS, s.vLastDTS = f.PTS, f.DTS
-	payloads := f.RTPPayloads(packetizeH264)
+	payloads := f.RTPPayloads()
 	now := time.Now()
 	for i, p := range payloads {
 		s.hdr = rtp.Header{
@@ -360,7 +374,7 @@ func (s *session) retransmit(n *rtcp.TransportLayerNack) {
 			if !e.ok || e.seq != seq {
 				continue
 			}
-			payloads := e.f.RTPPayloads(packetizeH264)
+			payloads := e.f.RTPPayloads()
 			if int(e.idx) >= len(payloads) {
 				continue
 			}

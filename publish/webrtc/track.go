@@ -15,6 +15,10 @@ type track struct {
 	id, stream string
 	kind       webrtc.RTPCodecType
 	codec      webrtc.RTPCodecCapability
+	// want is the payload type the answer holds (0: the first of the
+	// codec's): pion binds with every negotiated payload type, not only
+	// the answered ones.
+	want webrtc.PayloadType
 
 	mu     sync.Mutex
 	bound  bool
@@ -29,7 +33,7 @@ var errNoCodec = errors.New("the viewer's browser accepts none of the stream's c
 // negotiated for the codec.
 func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	for _, c := range ctx.CodecParameters() {
-		if codecMatches(c.RTPCodecCapability, t.codec) {
+		if codecMatches(c.RTPCodecCapability, t.codec) && (t.want == 0 || c.PayloadType == t.want) {
 			t.mu.Lock()
 			t.bound, t.ssrc, t.pt, t.writer = true, uint32(ctx.SSRC()), uint8(c.PayloadType), ctx.WriteStream()
 			t.mu.Unlock()
