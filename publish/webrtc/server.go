@@ -351,6 +351,8 @@ func (s *Server) newSession(ch *relay.Channel, tracks *relay.Tracks, offer strin
 		video:     &track{id: "video", stream: "seance", kind: webrtc.RTPCodecTypeVideo, codec: video},
 	}
 	sess.ctx, sess.cancel = context.WithCancelCause(s.ctx)
+	// RFC 3550 5.1: the initial sequence numbers are random.
+	sess.vseq, sess.aseq = uint16(randUint32()), uint16(randUint32())
 	if sess.vsender, err = pc.AddTrack(sess.video); err != nil {
 		return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
 	}

@@ -29,6 +29,9 @@ const (
 	// srInterval is how often sender reports go out (RFC 3550 6.2: the
 	// browser needs them for lip sync and RTT).
 	srInterval = 2 * time.Second
+	// resyncEvery bounds how often a viewer's picture loss is answered by
+	// replaying the cached GOP.
+	resyncEvery = 2 * time.Second
 )
 
 // sent is one retransmittable packet: where its payload lives in the
@@ -77,6 +80,7 @@ type session struct {
 	aFirstPTS  time.Duration
 	aLastPTS   time.Duration
 	vseq, aseq uint16
+	lastResync time.Time
 	firstFrame bool
 	replay     bool // resync is sending the cached GOP again
 	vPackets   uint32
@@ -170,7 +174,13 @@ func (s *session) writeLoop() {
 			}
 		case <-s.pli:
 			s.srv.met.plis.Inc()
-			s.resync()
+			// While the publisher is away there is nothing new to repair
+			// with: replaying the cache would loop the last seconds.
+			// Repeated PLIs within 2 s are served once.
+			if st, _ := s.ch.State(); st == relay.StateLive && time.Since(s.lastResync) >= resyncEvery {
+				s.lastResync = time.Now()
+				s.resync()
+			}
 		case <-sr.C:
 			s.sendReports()
 			if d := s.sub.Dropped(); d != s.dropped {
