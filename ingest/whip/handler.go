@@ -1,0 +1,240 @@
+package whip
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/seance-relay/seance/configs"
+	"github.com/seance-relay/seance/relay"
+)
+
+// maxBody bounds SDP offers and trickle fragments (413 past it).
+const maxBody = 64 << 10
+
+// Handler serves WHIP (RFC 9725):
+//
+//	POST    /whip/{channel}       SDP offer in, 201 + SDP answer + Location
+//	PATCH   /whip/{channel}/{id}  trickle ICE (application/trickle-ice-sdpfrag), 204
+//	DELETE  /whip/{channel}/{id}  ends the session, 200
+//	OPTIONS on both               CORS preflight, Accept-Post
+//
+// Every request but OPTIONS needs the channel's ingest key as Bearer token
+// (RFC 9725 4.5, RFC 6750).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /whip/{channel}", s.post)
+	mux.HandleFunc("OPTIONS /whip/{channel}", func(w http.ResponseWriter, _ *http.Request) {
+		cors(w)
+		w.Header().Set("Accept-Post", "application/sdp")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PATCH /whip/{channel}/{id}", s.patch)
+	mux.HandleFunc("DELETE /whip/{channel}/{id}", s.delete)
+	mux.HandleFunc("OPTIONS /whip/{channel}/{id}", func(w http.ResponseWriter, _ *http.Request) {
+		cors(w)
+		w.Header().Set("Accept-Patch", "application/trickle-ice-sdpfrag")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+// cors lets a browser page on another origin publish (the token, not the
+// origin, is what authorises it).
+func cors(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, If-Match, Authorization")
+	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch, WWW-Authenticate")
+}
+
+func httpError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+// authorized checks the Bearer token in constant time (configs.Secret).
+// On failure it answers 401 with a challenge (RFC 6750 3).
+func authorized(w http.ResponseWriter, r *http.Request, key configs.Secret) bool {
+	token, ok := bearer(r.Header.Get("Authorization"))
+	if ok && key.Equal(token) {
+		return true
+	}
+	challenge := `Bearer realm="seance"`
+	if ok {
+		challenge += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	httpError(w, http.StatusUnauthorized, "wrong or missing ingest key: send the channel's ingest key as the Bearer token")
+	return false
+}
+
+// bearer extracts the token of an Authorization header (RFC 6750 2.1; the
+// scheme is case-insensitive).
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+func (s *Server) post(w http.ResponseWriter, r *http.Request) {
+	cors(w)
+	name := r.PathValue("channel")
+	ch, key, err := s.channel(name)
+	if err != nil {
+		s.met.sessions.WithLabelValues(resultUnknownChannel).Inc()
+		httpError(w, http.StatusNotFound, "no such channel takes WHIP pushes")
+		return
+	}
+	if !authorized(w, r, key) {
+		s.met.sessions.WithLabelValues(resultUnauthorized).Inc()
+		s.log.Warn().Str("channel", name).Str("remote", r.RemoteAddr).Msg("WHIP publisher refused: wrong or missing ingest key")
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/sdp" {
+		s.met.sessions.WithLabelValues(resultBadRequest).Inc()
+		httpError(w, http.StatusUnsupportedMediaType, "the body must be an SDP offer (Content-Type: application/sdp)")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		s.met.sessions.WithLabelValues(resultBadRequest).Inc()
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the SDP offer is larger than %d KiB", maxBody>>10))
+			return
+		}
+		httpError(w, http.StatusBadRequest, "could not read the SDP offer")
+		return
+	}
+	if len(body) == 0 {
+		s.met.sessions.WithLabelValues(resultBadRequest).Inc()
+		httpError(w, http.StatusBadRequest, "empty SDP offer")
+		return
+	}
+	answer, id, err := s.createSession(ch, string(body), r.RemoteAddr)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrBusy), errors.Is(err, relay.ErrChannelBusy):
+		s.met.sessions.WithLabelValues(resultBusy).Inc()
+		s.log.Warn().Str("channel", name).Str("remote", r.RemoteAddr).Msg("WHIP publisher refused: the channel already has a live publisher")
+		httpError(w, http.StatusConflict, "the channel already has a live publisher")
+		return
+	case errors.Is(err, ErrNoH264):
+		s.met.sessions.WithLabelValues(resultUnsupported).Inc()
+		s.log.Warn().Str("channel", name).Str("remote", r.RemoteAddr).Err(err).Msg("WHIP publisher refused")
+		httpError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), ErrBadOffer.Error()+": "))
+		return
+	case errors.Is(err, ErrBadOffer):
+		s.met.sessions.WithLabelValues(resultBadRequest).Inc()
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	case errors.Is(err, ErrShuttingDown):
+		s.met.sessions.WithLabelValues(resultUnavailable).Inc()
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusServiceUnavailable, "the server is restarting: try again shortly")
+		return
+	default:
+		s.met.sessions.WithLabelValues(resultError).Inc()
+		s.log.Error().Err(err).Str("channel", name).Msg("WHIP session failed")
+		httpError(w, http.StatusInternalServerError, "could not start the session")
+		return
+	}
+	s.met.sessions.WithLabelValues(resultAccepted).Inc()
+	h := w.Header()
+	h.Set("Content-Type", "application/sdp")
+	h.Set("Location", "/whip/"+url.PathEscape(name)+"/"+id)
+	h.Set("ETag", `"`+id+`"`)
+	h.Set("Accept-Patch", "application/trickle-ice-sdpfrag")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+// sessionFor authorises a request on a session URL and returns the session.
+func (s *Server) sessionFor(w http.ResponseWriter, r *http.Request) (*session, bool) {
+	cors(w)
+	_, key, err := s.channel(r.PathValue("channel"))
+	if err != nil {
+		httpError(w, http.StatusNotFound, "no such session")
+		return nil, false
+	}
+	if !authorized(w, r, key) {
+		return nil, false
+	}
+	sess, err := s.session(r.PathValue("channel"), r.PathValue("id"))
+	if err != nil {
+		httpError(w, http.StatusNotFound, "no such session")
+		return nil, false
+	}
+	return sess, true
+}
+
+// patch takes trickled ICE candidates (RFC 8840 fragments, RFC 9725 4.3).
+// ICE restarts are not supported: the publisher starts a new session.
+func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.sessionFor(w, r)
+	if !ok {
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/trickle-ice-sdpfrag" {
+		httpError(w, http.StatusUnsupportedMediaType, "the body must be an SDP fragment (Content-Type: application/trickle-ice-sdpfrag)")
+		return
+	}
+	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != `"`+sess.id+`"` {
+		httpError(w, http.StatusPreconditionFailed, "the ETag does not match this session")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		httpError(w, http.StatusRequestEntityTooLarge, "fragment too large")
+		return
+	}
+	mid := ""
+	for line := range strings.Lines(string(body)) {
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case strings.HasPrefix(line, "a=ice-ufrag:"):
+			if remote := sess.pc.RemoteDescription(); remote != nil && !strings.Contains(remote.SDP, line) {
+				httpError(w, http.StatusUnprocessableEntity, "ICE restart is not supported: start a new session")
+				return
+			}
+		case strings.HasPrefix(line, "a=mid:"):
+			mid = strings.TrimPrefix(line, "a=mid:")
+		case strings.HasPrefix(line, "a=candidate:"):
+			c := webrtc.ICECandidateInit{Candidate: strings.TrimPrefix(line, "a=")}
+			if mid != "" {
+				m := mid
+				c.SDPMid = &m
+			}
+			if err := sess.pc.AddICECandidate(c); err != nil {
+				httpError(w, http.StatusBadRequest, "bad ICE candidate")
+				return
+			}
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// delete ends the session (RFC 9725 4.2); the channel enters its grace
+// period.
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.sessionFor(w, r)
+	if !ok {
+		return
+	}
+	sess.end("deleted")
+	w.WriteHeader(http.StatusOK)
+}

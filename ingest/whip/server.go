@@ -1,0 +1,211 @@
+// Package whip takes WebRTC pushes (WHIP, RFC 9725) from OBS and browsers:
+// POST /whip/{channel} with the channel's ingest key as Bearer token. It
+// accepts H.264 video and Opus audio, asks the publisher for keyframes when
+// the channel's sinks need them (RTCP PLI), recovers lost packets with
+// NACKs, and transcodes Opus to AAC once per channel for RTMP destinations
+// while WebRTC viewers get the publisher's own Opus.
+package whip
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/seance-relay/seance/configs"
+	"github.com/seance-relay/seance/relay"
+)
+
+// DefaultConnectTimeout bounds the time from the answer to a connected
+// session when Config.ConnectTimeout is 0.
+const DefaultConnectTimeout = 10 * time.Second
+
+// Config configures the WHIP endpoint.
+type Config struct {
+	// Keys maps each channel that accepts pushes to its ingest key, the
+	// Bearer token of its WHIP requests. Channels not in the map refuse
+	// WHIP pushes.
+	Keys map[string]configs.Secret
+	// SettingEngine holds the ICE settings shared with the WHEP server:
+	// one UDP port (ICE UDP mux) for every WebRTC session, NAT rules and
+	// ICE timeouts, which also bound how fast a vanished publisher is
+	// reaped.
+	SettingEngine webrtc.SettingEngine
+	// ConnectTimeout bounds the time from the answer to a connected
+	// session; 0 means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+}
+
+// channels is the part of the hub the server needs.
+type channels interface {
+	Channel(name string) (*relay.Channel, error)
+}
+
+// Server is the WHIP endpoint. Serve its Handler on the public listener
+// and Run it.
+type Server struct {
+	cfg Config
+	hub channels
+	log zerolog.Logger
+	met *metrics
+
+	mu        sync.Mutex
+	closed    bool
+	sessions  map[string]*session // by id, once answered
+	byChannel map[string]*session // at most one WHIP session per channel
+	wg        sync.WaitGroup      // session creation and teardown
+}
+
+// New returns a WHIP endpoint. It binds nothing: sessions use the UDP port
+// of cfg.SettingEngine.
+func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.ConnectTimeout < 0 {
+		return nil, fmt.Errorf("whip: negative connect timeout %s", cfg.ConnectTimeout)
+	}
+	return &Server{
+		cfg:       cfg,
+		hub:       hub,
+		log:       log.With().Str("component", "ingest.whip").Logger(),
+		met:       newMetrics(reg),
+		sessions:  make(map[string]*session),
+		byChannel: make(map[string]*session),
+	}, nil
+}
+
+// Run waits until ctx is cancelled, then ends every session (their
+// channels enter the grace period) and returns once their goroutines have
+// exited.
+func (s *Server) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.end("shutdown")
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// channel returns a channel that takes WHIP pushes and its key.
+func (s *Server) channel(name string) (*relay.Channel, configs.Secret, error) {
+	key, ok := s.cfg.Keys[name]
+	if !ok || !key.IsSet() {
+		return nil, "", relay.ErrChannelNotFound
+	}
+	ch, err := s.hub.Channel(name)
+	if err != nil {
+		return nil, "", err
+	}
+	return ch, key, nil
+}
+
+// createSession answers an authorised publisher's offer: it reserves the
+// channel, negotiates, and returns the answer and the session id. The
+// channel is published on once the first keyframe arrives.
+func (s *Server) createSession(ch *relay.Channel, offer, remote string) (answer, id string, err error) {
+	info, err := checkOffer(offer)
+	if err != nil {
+		return "", "", err
+	}
+	s.mu.Lock()
+	old := s.byChannel[ch.Name()]
+	var replaced *session
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return "", "", ErrShuttingDown
+	case old != nil && s.sessions[old.id] == old && old.stale():
+		// The same publisher (it has the key) reconnecting after a network
+		// failure ICE has not declared yet: the new session takes over at
+		// once rather than waiting up to 8 s.
+		s.log.Info().Str("remote", remote).Msg("WHIP publisher reconnected: replacing its lost session")
+		replaced = old
+	case old != nil:
+		s.mu.Unlock()
+		return "", "", ErrBusy
+	default:
+		if st, _ := ch.State(); st == relay.StateLive {
+			s.mu.Unlock()
+			return "", "", ErrBusy
+		}
+	}
+	sess := newSession(s, ch, newID(), remote)
+	s.byChannel[ch.Name()] = sess
+	s.wg.Add(1) // Run waits for the session to be built
+	s.mu.Unlock()
+	defer s.wg.Done()
+	if replaced != nil {
+		replaced.end("replaced")
+		replaced.closePublisher() // before the new session can publish
+	}
+
+	answer, err = sess.negotiate(offer, info)
+	if err != nil {
+		s.mu.Lock()
+		delete(s.byChannel, ch.Name())
+		s.mu.Unlock()
+		return "", "", err
+	}
+	s.mu.Lock()
+	s.sessions[sess.id] = sess
+	closed := s.closed
+	s.mu.Unlock()
+	sess.start()
+	if closed {
+		sess.end("shutdown")
+		return "", "", ErrShuttingDown
+	}
+	return answer, sess.id, nil
+}
+
+// session returns a session of a channel by id.
+func (s *Server) session(channel, id string) (*session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[id]
+	if !ok || sess.ch.Name() != channel {
+		return nil, errSessionNotFound
+	}
+	return sess, nil
+}
+
+var errSessionNotFound = errors.New("session not found")
+
+// forget removes an ending session's URL: later requests on it get 404.
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+}
+
+// release frees the channel of an ended session.
+func (s *Server) release(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byChannel[sess.ch.Name()] == sess {
+		delete(s.byChannel, sess.ch.Name())
+	}
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
