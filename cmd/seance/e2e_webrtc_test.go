@@ -104,7 +104,13 @@ func (v *whepViewer) packets(video bool) []whepPacket {
 	}
 	out := slices.Clone(src)
 	v.mu.Unlock()
-	slices.SortStableFunc(out, func(a, b whepPacket) int { return int(a.seq) - int(b.seq) })
+	if len(out) == 0 {
+		return out
+	}
+	// Sequence numbers start at a random value and may wrap: order them
+	// relative to a point well before the first packet received.
+	base := out[0].seq - 1000
+	slices.SortStableFunc(out, func(a, b whepPacket) int { return int(a.seq-base) - int(b.seq-base) })
 	return slices.CompactFunc(out, func(a, b whepPacket) bool { return a.seq == b.seq })
 }
 
@@ -197,11 +203,12 @@ channels:
 	require.Equal(t, 1, s.app.webrtc.Viewers("conseil"))
 
 	// The first access unit: SPS, PPS, then the IDR (SEI allowed).
-	// Every packet from sequence number 0 to the first marker bit (some
-	// may come again after a NACK).
+	// Every packet from the first sequence number to the first marker bit
+	// (some may come again after a NACK).
 	require.Eventually(t, func() bool {
-		for i, p := range v.packets(true) {
-			if p.seq != uint16(i) {
+		pkts := v.packets(true)
+		for i, p := range pkts {
+			if p.seq != pkts[0].seq+uint16(i) {
 				return false
 			}
 			if p.marker {
