@@ -9,9 +9,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/seance-relay/seance/configs"
+	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
 	"github.com/seance-relay/seance/relay"
 )
 
@@ -189,43 +188,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/trickle-ice-sdpfrag" {
-		httpError(w, http.StatusUnsupportedMediaType, "the body must be an SDP fragment (Content-Type: application/trickle-ice-sdpfrag)")
-		return
-	}
-	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != `"`+sess.id+`"` {
-		httpError(w, http.StatusPreconditionFailed, "the ETag does not match this session")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		httpError(w, http.StatusRequestEntityTooLarge, "fragment too large")
-		return
-	}
-	mid := ""
-	for line := range strings.Lines(string(body)) {
-		line = strings.TrimRight(line, "\r\n")
-		switch {
-		case strings.HasPrefix(line, "a=ice-ufrag:"):
-			if remote := sess.pc.RemoteDescription(); remote != nil && !strings.Contains(remote.SDP, line) {
-				httpError(w, http.StatusUnprocessableEntity, "ICE restart is not supported: start a new session")
-				return
-			}
-		case strings.HasPrefix(line, "a=mid:"):
-			mid = strings.TrimPrefix(line, "a=mid:")
-		case strings.HasPrefix(line, "a=candidate:"):
-			c := webrtc.ICECandidateInit{Candidate: strings.TrimPrefix(line, "a=")}
-			if mid != "" {
-				m := mid
-				c.SDPMid = &m
-			}
-			if err := sess.pc.AddICECandidate(c); err != nil {
-				httpError(w, http.StatusBadRequest, "bad ICE candidate")
-				return
-			}
-		}
-	}
-	w.WriteHeader(http.StatusNoContent)
+	pubwebrtc.PatchTrickle(w, r, sess.pc, sess.id)
 }
 
 // delete ends the session (RFC 9725 4.2); the channel enters its grace
