@@ -119,6 +119,9 @@ func (s *session) end(reason string) {
 	s.endOnce.Do(func() {
 		s.reason.Store(reason)
 		s.cancel(nil)
+		// The session leaves the registry at once: a second DELETE is a
+		// 404 and the viewer count drops; the teardown follows.
+		s.srv.remove(s, reason)
 		s.srv.wg.Go(func() {
 			// Closing the PeerConnection unblocks ReadRTCP.
 			_ = s.pc.Close()
@@ -127,7 +130,6 @@ func (s *session) end(reason string) {
 			if s.opus != nil {
 				s.opus()
 			}
-			s.srv.remove(s, reason)
 		})
 	})
 }
