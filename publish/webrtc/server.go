@@ -87,7 +87,11 @@ type Server struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// tearing counts session teardowns in flight (under mu); Run waits on
+	// drained until none is left. A WaitGroup would not do: teardowns
+	// start at any time, also while Run waits.
+	tearing int
+	drained *sync.Cond
 
 	mu         sync.Mutex
 	sessions   map[string]*session
@@ -145,6 +149,7 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.drained = sync.NewCond(&s.mu)
 	return s, nil
 }
 
@@ -187,7 +192,11 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, sess := range all {
 		sess.end("shutdown")
 	}
-	s.wg.Wait()
+	s.mu.Lock()
+	for s.tearing > 0 {
+		s.drained.Wait()
+	}
+	s.mu.Unlock()
 	if s.tcp != nil {
 		s.tcp.Close()
 	}
@@ -226,6 +235,23 @@ func (s *Server) unreserve(channel string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.perChannel[channel]--
+}
+
+// teardown runs f (a session's teardown) in its own goroutine, which Run
+// waits for.
+func (s *Server) teardown(f func()) {
+	s.mu.Lock()
+	s.tearing++
+	s.mu.Unlock()
+	go func() {
+		f()
+		s.mu.Lock()
+		s.tearing--
+		if s.tearing == 0 {
+			s.drained.Broadcast()
+		}
+		s.mu.Unlock()
+	}()
 }
 
 func (s *Server) remove(sess *session, reason string) {

@@ -122,7 +122,7 @@ func (s *session) end(reason string) {
 		// The session leaves the registry at once: a second DELETE is a
 		// 404 and the viewer count drops; the teardown follows.
 		s.srv.remove(s, reason)
-		s.srv.wg.Go(func() {
+		s.srv.teardown(func() {
 			// Closing the PeerConnection unblocks ReadRTCP.
 			_ = s.pc.Close()
 			s.wg.Wait()
