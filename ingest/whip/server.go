@@ -60,7 +60,29 @@ type Server struct {
 	closed    bool
 	sessions  map[string]*session // by id, once answered
 	byChannel map[string]*session // at most one WHIP session per channel
-	wg        sync.WaitGroup      // session creation and teardown
+	wg        sync.WaitGroup      // session creation (Add under mu, before closed)
+	// tearing counts session teardowns in flight (under mu); Run waits
+	// on drained until none is left. Teardowns start at any time, also
+	// while Run waits, which a WaitGroup does not allow.
+	tearing int
+	drained sync.Cond
+}
+
+// teardown runs f (a session's teardown) in its own goroutine, which Run
+// waits for.
+func (s *Server) teardown(f func()) {
+	s.mu.Lock()
+	s.tearing++
+	s.mu.Unlock()
+	go func() {
+		f()
+		s.mu.Lock()
+		s.tearing--
+		if s.tearing == 0 {
+			s.drained.Broadcast()
+		}
+		s.mu.Unlock()
+	}()
 }
 
 // New returns a WHIP endpoint. It binds nothing: sessions use the UDP port
@@ -72,14 +94,16 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	if cfg.ConnectTimeout < 0 {
 		return nil, fmt.Errorf("whip: negative connect timeout %s", cfg.ConnectTimeout)
 	}
-	return &Server{
+	s := &Server{
 		cfg:       cfg,
 		hub:       hub,
 		log:       log.With().Str("component", "ingest.whip").Logger(),
 		met:       newMetrics(reg),
 		sessions:  make(map[string]*session),
 		byChannel: make(map[string]*session),
-	}, nil
+	}
+	s.drained.L = &s.mu
+	return s, nil
 }
 
 // Run waits until ctx is cancelled, then ends every session (their
@@ -98,6 +122,11 @@ func (s *Server) Run(ctx context.Context) error {
 		sess.end("shutdown")
 	}
 	s.wg.Wait()
+	s.mu.Lock()
+	for s.tearing > 0 {
+		s.drained.Wait()
+	}
+	s.mu.Unlock()
 	return nil
 }
 

@@ -408,7 +408,7 @@ func (s *session) end(reason string) {
 		s.tmu.Unlock()
 		s.cancel()
 		s.srv.forget(s)
-		s.srv.wg.Go(func() {
+		s.srv.teardown(func() {
 			s.closePublisher()
 			// Closing the PeerConnection unblocks the readers.
 			_ = s.pc.Close()
