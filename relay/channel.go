@@ -149,7 +149,7 @@ func (c *Channel) Publish(info PublisherInfo, tracks Tracks) (*Session, error) {
 		c.grace.Stop()
 		c.grace = nil
 	}
-	s := &Session{c: c, info: info}
+	s := &Session{c: c, info: info, done: make(chan struct{})}
 	c.session = s
 	c.pubInfo = info
 	c.tracks = &tracks
@@ -191,6 +191,24 @@ func protocolLabel(p string) string {
 		return p
 	}
 	return "_other"
+}
+
+// Kick ends the current publisher's session as if it had left (the
+// ingest sees Session.Done and closes its connection): within the grace
+// period a publisher that comes back continues the broadcast. It reports
+// false when no publisher is connected.
+func (c *Channel) Kick() bool {
+	c.mu.Lock()
+	s := c.session
+	c.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	c.log.Warn().Str("protocol", s.info.Protocol).Str("remote", s.info.RemoteAddr).
+		Msg("publisher kicked by an administrator")
+	s.kicked.Store(true)
+	s.Close()
+	return true
 }
 
 // unpublish is called by Session.Close.

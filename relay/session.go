@@ -15,6 +15,8 @@ type Session struct {
 	c      *Channel
 	info   PublisherInfo
 	closed atomic.Bool
+	done   chan struct{} // closed by Close
+	kicked atomic.Bool
 	// opusIn: the publisher supplies Opus itself (WriteAACWithOpus), so
 	// the channel must not transcode AAC to Opus. Written and read on the
 	// publisher's goroutine only.
@@ -28,7 +30,15 @@ func (s *Session) Close() {
 		return
 	}
 	s.c.unpublish(s)
+	close(s.done)
 }
+
+// Done is closed once the session is closed: by its publisher, or by
+// Channel.Kick. Ingests watch it to drop a kicked publisher's connection.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Kicked reports whether Channel.Kick closed the session.
+func (s *Session) Kicked() bool { return s.kicked.Load() }
 
 // WriteH264 publishes one H.264 access unit (NALUs without start codes),
 // with the publisher's own timestamps. Parameter sets found in the access

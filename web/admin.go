@@ -1,15 +1,19 @@
 package web
 
 import (
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/seance-relay/seance/configs"
+	"github.com/seance-relay/seance/ingest/pull"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
 )
@@ -27,70 +31,227 @@ type Destination interface {
 	Stop()
 }
 
+// Pull is a channel's pull (ingest/pull) as the admin API shows it.
+type Pull interface {
+	Status() pull.Status
+}
+
 // AdminConfig configures the admin listener.
 type AdminConfig struct {
 	// Listen is the TCP address; the config loader refuses a non-loopback
 	// address without a token.
 	Listen string
 	// Token, when set, is required as "Authorization: Bearer" on every
-	// admin route, /metrics included.
+	// admin route, /metrics included, except the dashboard's page and its
+	// static files (GET /dashboard, GET /dashboard/static/{file}), which
+	// hold no data and ask for the token themselves.
 	Token configs.Secret
 	// Gatherer is scraped at /metrics.
 	Gatherer prometheus.Gatherer
 	// Destinations lists each channel's destinations, in config order.
 	Destinations map[string][]Destination
+	// Viewers counts a channel's viewers, by protocol ("webrtc", "rtsp",
+	// "hls"). Protocols not in the map are not shown.
+	Viewers map[string]func(channel string) int
+	// Pulls holds the pull of each channel fed by one.
+	Pulls map[string]Pull
+	// PublicURL is the public listener's base URL (e.g.
+	// "https://live.example.fr"), where the dashboard's previews play
+	// over WHEP. A URL without a host ("http://:8080") means the host the
+	// dashboard was loaded from, on that port. Empty: no previews.
+	PublicURL string
+
+	// Test knobs; zero means the default.
+	heartbeat    time.Duration // SSE keep-alive comments: 15 s
+	writeTimeout time.Duration // one SSE write: 10 s
+	sampleEvery  time.Duration // health samples and history: 1 s
+	sseBuffer    int           // events queued per SSE client: 64
+}
+
+// adminRoute is one route of the admin listener's mux.
+type adminRoute struct {
+	pattern string
+	handler http.Handler
+}
+
+type admin struct {
+	cfg     AdminConfig
+	hub     Channels
+	log     zerolog.Logger
+	mux     *http.ServeMux
+	routes  []adminRoute
+	events  *broker
+	history map[string]*history
+	dash    *dashboard
+	scrub   *strings.Replacer
 }
 
 // NewAdmin binds the admin listener.
 func NewAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*Server, error) {
+	a, err := newAdmin(cfg, hub, log)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newServer("admin", cfg.Listen, a.handler(), a.log)
+	if err != nil {
+		return nil, err
+	}
+	s.background = a.monitor
+	return s, nil
+}
+
+func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error) {
+	if cfg.heartbeat == 0 {
+		cfg.heartbeat = 15 * time.Second
+	}
+	if cfg.writeTimeout == 0 {
+		cfg.writeTimeout = 10 * time.Second
+	}
+	if cfg.sampleEvery == 0 {
+		cfg.sampleEvery = time.Second
+	}
+	if cfg.sseBuffer == 0 {
+		cfg.sseBuffer = 64
+	}
 	log = log.With().Str("component", "web.admin").Logger()
-	a := &admin{cfg: cfg, hub: hub}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: nil}))
-	mux.HandleFunc("GET /healthz", healthz)
-	mux.HandleFunc("GET /api/v1/channels", a.listChannels)
-	mux.HandleFunc("GET /api/v1/channels/{channel}", a.getChannel)
-	mux.HandleFunc("POST /api/v1/channels/{channel}/destinations/{destination}/{action}", a.steerDestination)
-	return newServer("admin", cfg.Listen, a.auth(mux), log)
+	var pairs []string
+	if cfg.Token.IsSet() {
+		pairs = []string{cfg.Token.Value(), "[redacted]"}
+	}
+	a := &admin{
+		cfg:     cfg,
+		hub:     hub,
+		log:     log,
+		mux:     http.NewServeMux(),
+		history: map[string]*history{},
+		scrub:   strings.NewReplacer(pairs...),
+	}
+	a.events = newBroker(cfg.sseBuffer, log)
+	for _, c := range hub.Channels() {
+		a.history[c.Name()] = &history{}
+	}
+	dash, err := newDashboard(cfg.PublicURL, cfg.Token.IsSet(), log)
+	if err != nil {
+		return nil, err
+	}
+	a.dash = dash
+	a.routes = []adminRoute{
+		{"GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: nil})},
+		{"GET /healthz", http.HandlerFunc(healthz)},
+		{"GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI)},
+		{"GET /api/v1/channels", http.HandlerFunc(a.listChannels)},
+		{"GET /api/v1/channels/{channel}", http.HandlerFunc(a.getChannel)},
+		{"GET /api/v1/channels/{channel}/history", http.HandlerFunc(a.getHistory)},
+		{"POST /api/v1/channels/{channel}/kick", http.HandlerFunc(a.kick)},
+		{"POST /api/v1/channels/{channel}/destinations/{destination}/{action}", http.HandlerFunc(a.steerDestination)},
+		{"GET /api/v1/events", http.HandlerFunc(a.serveEvents)},
+		{"GET /dashboard", http.HandlerFunc(a.dash.page)},
+		{"GET /dashboard/static/{file}", http.HandlerFunc(a.dashboardAsset)},
+	}
+	for _, r := range a.routes {
+		a.mux.Handle(r.pattern, r.handler)
+	}
+	return a, nil
 }
 
-type admin struct {
-	cfg AdminConfig
-	hub Channels
+func (a *admin) dashboardAsset(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.dash.assets[r.PathValue("file")]; !ok {
+		a.fail(w, r, http.StatusNotFound, "not_found", "no such file", nil)
+		return
+	}
+	a.dash.assets.ServeHTTP(w, r)
 }
 
-// auth requires the admin token when one is set. The comparison is in
-// constant time; the token is never echoed.
+// handler is the admin listener's handler: headers, auth, then the routes.
+func (a *admin) handler() http.Handler {
+	return adminHeaders(a.auth(http.HandlerFunc(a.route)))
+}
+
+// adminHeaders: admin answers are not cached by intermediaries, framed, or
+// sniffed; the dashboard sets its own CSP.
+func adminHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// route serves the mux's routes, and answers unknown paths and methods
+// with a JSON error like every other API error.
+func (a *admin) route(w http.ResponseWriter, r *http.Request) {
+	h, pattern := a.mux.Handler(r)
+	if pattern != "" {
+		a.mux.ServeHTTP(w, r) // sets the path values
+		return
+	}
+	// The mux's own answer: 404, 405 with Allow, or a redirect to the
+	// clean path.
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	switch rec.status {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", rec.header.Get("Allow"))
+		a.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "this path does not take "+r.Method+": see /api/v1/openapi.json", nil)
+	case http.StatusNotFound:
+		a.fail(w, r, http.StatusNotFound, "not_found", "no such path: see /api/v1/openapi.json", nil)
+	default:
+		h.ServeHTTP(w, r)
+	}
+}
+
+// statusRecorder keeps the status and headers of the mux's fallback
+// handler and drops its plain-text body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return len(p), nil
+}
+func (s *statusRecorder) WriteHeader(status int) {
+	if s.status == 0 {
+		s.status = status
+	}
+}
+
+// auth requires the admin token when one is set, except for the
+// dashboard's page and static files. The comparison is in constant time;
+// the token is never echoed.
 func (a *admin) auth(next http.Handler) http.Handler {
 	if !a.cfg.Token.IsSet() {
 		return next
 	}
 	want := []byte("Bearer " + a.cfg.Token.Value())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.dash.open(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="seance admin"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong admin token: send Authorization: Bearer <token>")
+			a.fail(w, r, http.StatusUnauthorized, "unauthorized", "missing or wrong admin token: send Authorization: Bearer <token>", nil)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// ChannelStatus is one channel as the admin API shows it.
-type ChannelStatus struct {
-	Name         string        `json:"name"`
-	Title        string        `json:"title"`
-	Health       relay.Health  `json:"health"`
-	Destinations []rtmp.Status `json:"destinations"`
-}
-
-func (a *admin) status(c *relay.Channel) ChannelStatus {
-	st := ChannelStatus{Name: c.Name(), Title: c.Title(), Health: c.Health(), Destinations: []rtmp.Status{}}
-	for _, d := range a.cfg.Destinations[c.Name()] {
-		st.Destinations = append(st.Destinations, d.Status())
+func (a *admin) channel(w http.ResponseWriter, r *http.Request) *relay.Channel {
+	c, err := a.hub.Channel(r.PathValue("channel"))
+	if err != nil {
+		a.fail(w, r, http.StatusNotFound, "channel_not_found", "no such channel", err)
+		return nil
 	}
-	return st
+	return c
 }
 
 func (a *admin) listChannels(w http.ResponseWriter, _ *http.Request) {
@@ -102,18 +263,35 @@ func (a *admin) listChannels(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *admin) getChannel(w http.ResponseWriter, r *http.Request) {
-	c, err := a.hub.Channel(r.PathValue("channel"))
-	if err != nil {
-		writeError(w, http.StatusNotFound, "channel_not_found", "no such channel")
+	if c := a.channel(w, r); c != nil {
+		writeJSON(w, http.StatusOK, a.status(c))
+	}
+}
+
+func (a *admin) getHistory(w http.ResponseWriter, r *http.Request) {
+	if c := a.channel(w, r); c != nil {
+		writeJSON(w, http.StatusOK, a.history[c.Name()].snapshot(c.Name(), a.cfg.sampleEvery))
+	}
+}
+
+// kick ends the current publisher's connection. The channel is then
+// interrupted: a publisher back within its grace period continues the
+// broadcast.
+func (a *admin) kick(w http.ResponseWriter, r *http.Request) {
+	c := a.channel(w, r)
+	if c == nil {
 		return
 	}
-	writeJSON(w, http.StatusOK, a.status(c))
+	if !c.Kick() {
+		a.fail(w, r, http.StatusConflict, "no_publisher", "no publisher is connected to this channel", nil)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, a.status(c))
 }
 
 func (a *admin) steerDestination(w http.ResponseWriter, r *http.Request) {
-	c, err := a.hub.Channel(r.PathValue("channel"))
-	if err != nil {
-		writeError(w, http.StatusNotFound, "channel_not_found", "no such channel")
+	c := a.channel(w, r)
+	if c == nil {
 		return
 	}
 	var dest Destination
@@ -123,7 +301,7 @@ func (a *admin) steerDestination(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if dest == nil {
-		writeError(w, http.StatusNotFound, "destination_not_found", "no such destination on this channel")
+		a.fail(w, r, http.StatusNotFound, "destination_not_found", "no such destination on this channel", nil)
 		return
 	}
 	switch r.PathValue("action") {
@@ -135,9 +313,11 @@ func (a *admin) steerDestination(w http.ResponseWriter, r *http.Request) {
 		dest.Stop()
 		dest.Start()
 	default:
-		writeError(w, http.StatusNotFound, "unknown_action", "action must be start, stop or restart")
+		a.fail(w, r, http.StatusNotFound, "unknown_action", "action must be start, stop or restart", nil)
 		return
 	}
+	a.log.Info().Str("channel", c.Name()).Str("destination", dest.Status().Name).
+		Str("action", r.PathValue("action")).Msg("destination steered from the admin API")
 	writeJSON(w, http.StatusAccepted, dest.Status())
 }
 
@@ -146,11 +326,45 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// apiError is the JSON body of every API error: a stable code and a short
-// message for people.
+// apiError is the JSON body of every API error: a stable code, a short
+// message for people and, on the admin API, an id that is logged with the
+// details.
 type apiError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	ID      string `json:"id,omitempty"`
+}
+
+// fail answers an admin API error with a fresh id and logs it, with the
+// details, under that id (as caddy does), so that a user's report of the
+// id finds the log line. err is logged, never sent.
+func (a *admin) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string, err error) {
+	id := errorID()
+	ev := a.log.Info()
+	switch {
+	case status >= 500:
+		ev = a.log.Error()
+	case status == http.StatusUnauthorized:
+		ev = a.log.Warn()
+	}
+	ev = ev.Str("error_id", id).Str("code", code).Int("status", status).
+		Str("method", r.Method).Str("path", a.scrub.Replace(r.URL.Path)).Str("remote", r.RemoteAddr)
+	if err != nil {
+		ev = ev.Str("error", a.scrub.Replace(err.Error()))
+	}
+	ev.Msg("admin API error: " + msg)
+	writeJSON(w, status, map[string]apiError{"error": {Code: code, Message: msg, ID: id}})
+}
+
+// errorID returns 9 random lowercase letters and digits.
+func errorID() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 9)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

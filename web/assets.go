@@ -31,18 +31,23 @@ type asset struct {
 type assets map[string]asset
 
 var contentTypes = map[string]string{
-	".css": "text/css; charset=utf-8",
-	".js":  "text/javascript; charset=utf-8",
-	".svg": "image/svg+xml",
+	".css":  "text/css; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".svg":  "image/svg+xml",
+	".json": "application/json",
 }
 
-func loadAssets() (assets, error) {
+func loadAssets() (assets, error) { return loadAssetsFrom(staticFS, "static") }
+
+// loadAssetsFrom reads the files under dir of fsys (the public pages'
+// static/, the dashboard's dashboard/static/).
+func loadAssetsFrom(fsys fs.FS, dir string) (assets, error) {
 	a := assets{}
-	err := fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		body, err := staticFS.ReadFile(p)
+		body, err := fs.ReadFile(fsys, p)
 		if err != nil {
 			return err
 		}
@@ -61,12 +66,15 @@ func loadAssets() (assets, error) {
 }
 
 // url is the cache-busting address of a static file for the pages.
-func (a assets) url(name string) (string, error) {
+func (a assets) url(name string) (string, error) { return a.urlAt("/static/", name) }
+
+// urlAt is the cache-busting address of a static file served under prefix.
+func (a assets) urlAt(prefix, name string) (string, error) {
 	f, ok := a[name]
 	if !ok {
 		return "", fmt.Errorf("no static file %q", name)
 	}
-	return "/static/" + name + "?v=" + f.hash, nil
+	return prefix + name + "?v=" + f.hash, nil
 }
 
 func (a assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {

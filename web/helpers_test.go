@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
@@ -122,25 +121,6 @@ func do(t testing.TB, c *http.Client, method, url string, header http.Header) re
 
 func bearer(v string) http.Header {
 	return http.Header{"Authorization": {v}}
-}
-
-// requireAPIError checks the body is {"error":{"code":code,"message":...}}
-// and nothing else.
-func requireAPIError(t testing.TB, r response, status int, code string) {
-	t.Helper()
-	require.Equal(t, status, r.status, r.body)
-	require.Equal(t, "application/json", r.header.Get("Content-Type"))
-	require.Equal(t, "no-store", r.header.Get("Cache-Control"))
-	var body map[string]map[string]any
-	require.NoError(t, json.Unmarshal([]byte(r.body), &body), r.body)
-	require.Len(t, body, 1)
-	e, ok := body["error"]
-	require.True(t, ok, r.body)
-	require.Len(t, e, 2, r.body)
-	require.Equal(t, code, e["code"])
-	msg, ok := e["message"].(string)
-	require.True(t, ok, r.body)
-	require.NotEmpty(t, strings.TrimSpace(msg))
 }
 
 // logBuffer collects log output written from several goroutines.

@@ -19,6 +19,9 @@ type Server struct {
 	ln  net.Listener
 	srv *http.Server
 	log zerolog.Logger
+	// background runs beside the listener until Run's ctx is cancelled;
+	// Run waits for it (the admin API's event monitor).
+	background func(ctx context.Context)
 }
 
 // newServer binds addr at once so a taken port fails at startup.
@@ -48,6 +51,11 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if s.background != nil {
+		bctx, cancel := context.WithCancel(ctx)
+		defer cancel() // before wg.Wait: also when Serve fails
+		wg.Go(func() { s.background(bctx) })
+	}
 	served := make(chan struct{})
 	defer close(served)
 	wg.Go(func() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -121,6 +122,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	destMet := pubrtmp.NewMetrics(reg)
 	pullMet := pull.NewMetrics(reg)
 	dests := map[string][]web.Destination{}
+	pulls := map[string]web.Pull{}
 	for _, c := range cfg.Channels {
 		ch, _ := hub.Channel(c.Name)
 		if c.Ingest.Demo {
@@ -141,6 +143,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 				return nil, fmt.Errorf("channel %s: pull: %w", c.Name, err)
 			}
 			add("pull ingest", p)
+			pulls[c.Name] = p
 		}
 		for _, d := range c.Destinations {
 			u, err := d.PublishURL()
@@ -184,6 +187,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	// The RTSP output comes after webrtc: it reuses the seance_viewers and
 	// seance_viewer_sessions_total families webrtc registers.
 	viewers := rtc.Viewers
+	viewersBy := map[string]func(string) int{"webrtc": rtc.Viewers}
 	if cfg.RTSP.Listen != "" {
 		rs, err := pubrtsp.New(pubrtsp.Config{
 			Listen:   cfg.RTSP.Listen,
@@ -196,6 +200,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		bound = append(bound, rs)
 		add("rtsp output", rs)
 		viewers = func(ch string) int { return rtc.Viewers(ch) + rs.Viewers(ch) }
+		viewersBy["rtsp"] = rs.Viewers
 	}
 	var ice []pubwebrtc.ICEServer
 	for _, s := range cfg.WebRTC.ICEServers {
@@ -218,6 +223,11 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		Token:        cfg.Admin.Token,
 		Gatherer:     reg,
 		Destinations: dests,
+		Viewers:      viewersBy,
+		Pulls:        pulls,
+		// Without base_url, a public listener on every interface is
+		// reached on the dashboard's own host ("http://:8080").
+		PublicURL: cmp.Or(cfg.Public.BaseURL, "http://"+hostPort("", pub.Addr())),
 	}, hub, log)
 	if err != nil {
 		return nil, err
@@ -301,7 +311,8 @@ func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ing
 	log.Info().Str("url", base+"/").Msg("public pages: citizens watch here")
 	log.Info().Str("metrics", "http://"+hostPort(host, adm.Addr())+"/metrics").
 		Str("api", "http://"+hostPort(host, adm.Addr())+"/api/v1/channels").
-		Bool("token_required", cfg.Admin.Token.IsSet()).Msg("admin: metrics and API")
+		Str("dashboard", "http://"+hostPort(host, adm.Addr())+"/dashboard").
+		Bool("token_required", cfg.Admin.Token.IsSet()).Msg("admin: dashboard, metrics and API")
 }
 
 func hostPort(host string, a net.Addr) string {

@@ -24,6 +24,9 @@ type Session interface {
 	WriteH264(pts, dts time.Duration, nalus [][]byte)
 	WriteAAC(pts time.Duration, au []byte)
 	Close()
+	// Done is closed when the session is closed; a kick from the admin
+	// API closes it.
+	Done() <-chan struct{}
 }
 
 // Channel is where the source publishes; *relay.Channel implements it
@@ -65,31 +68,47 @@ func newSource(publish func(relay.PublisherInfo, relay.Tracks) (Session, error),
 	}
 }
 
+// kickedPause is how long a kicked demo source waits before publishing
+// again, like a real encoder that reconnects.
+const kickedPause = 2 * time.Second
+
 // Run publishes the clip and plays it in a loop, paced on the wall clock,
 // with timestamps that keep increasing across loops. It returns nil once ctx
 // is cancelled, after closing the session, or an error if the channel
-// refuses the publisher (relay.ErrChannelBusy, for one).
+// refuses the publisher (relay.ErrChannelBusy, for one). A kicked source
+// publishes again after kickedPause.
 func (s *Source) Run(ctx context.Context) error {
 	c := s.clip
 	cfg := *c.audioConfig
-	sess, err := s.publish(
-		relay.PublisherInfo{Protocol: "demo", RemoteAddr: "built-in"},
-		relay.Tracks{
-			Video: &relay.VideoTrack{SPS: c.sps, PPS: c.pps},
-			Audio: &relay.AudioTrack{Config: &cfg},
-		})
-	if err != nil {
-		return fmt.Errorf("publish demo clip: %w", err)
+	for {
+		sess, err := s.publish(
+			relay.PublisherInfo{Protocol: "demo", RemoteAddr: "built-in"},
+			relay.Tracks{
+				Video: &relay.VideoTrack{SPS: c.sps, PPS: c.pps},
+				Audio: &relay.AudioTrack{Config: &cfg},
+			})
+		if err != nil {
+			return fmt.Errorf("publish demo clip: %w", err)
+		}
+		s.log.Info().
+			Dur("loop", c.duration).
+			Int("video_frames", len(c.video)).
+			Int("audio_frames", len(c.audio)).
+			Msg("demo source live")
+		s.play(ctx, sess)
+		sess.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Info().Dur("again_in", kickedPause).Msg("demo source kicked: publishing again shortly")
+		t := time.NewTimer(kickedPause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
 	}
-	defer sess.Close()
-
-	s.log.Info().
-		Dur("loop", c.duration).
-		Int("video_frames", len(c.video)).
-		Int("audio_frames", len(c.audio)).
-		Msg("demo source live")
-	s.play(ctx, sess)
-	return nil
 }
 
 // play writes the clip's frames in timestamp order, each when the wall clock
@@ -116,6 +135,8 @@ func (s *Source) play(ctx context.Context, w Session) {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
+				return
+			case <-w.Done():
 				return
 			case <-timer.C:
 			}

@@ -55,7 +55,8 @@ func (s *fakeSession) record(f writtenFrame) {
 	}
 }
 
-func (s *fakeSession) Close() { s.closed++ }
+func (s *fakeSession) Close()                { s.closed++ }
+func (s *fakeSession) Done() <-chan struct{} { return nil }
 
 func (s *fakeSession) track(video bool) []writtenFrame {
 	var out []writtenFrame

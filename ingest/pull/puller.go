@@ -143,21 +143,38 @@ func (p *Puller) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	for {
 		p.setState(StateConnecting, "")
-		var wentLive atomic.Bool
-		err := p.src.Pull(ctx, func(info relay.PublisherInfo, tracks relay.Tracks) (*relay.Session, error) {
+		var wentLive, kicked atomic.Bool
+		// A session kicked from the admin API cancels this attempt, which
+		// closes the connection; the source is then pulled again.
+		actx, cancel := context.WithCancel(ctx)
+		var watch sync.WaitGroup
+		err := p.src.Pull(actx, func(info relay.PublisherInfo, tracks relay.Tracks) (*relay.Session, error) {
 			s, err := p.ch.Publish(info, tracks)
 			if err != nil {
 				return nil, fmt.Errorf("publish to the channel: %w", err)
 			}
 			wentLive.Store(true)
 			p.setState(StateLive, "")
+			watch.Go(func() {
+				select {
+				case <-s.Done():
+					kicked.Store(s.Kicked())
+					cancel()
+				case <-actx.Done():
+				}
+			})
 			return s, nil
 		})
+		cancel()
+		watch.Wait()
 		if ctx.Err() != nil {
 			p.setState(StateIdle, "")
 			return nil
 		}
-		if err == nil {
+		switch {
+		case kicked.Load():
+			err = errors.New("publisher kicked by an administrator")
+		case err == nil:
 			err = errors.New("the source ended the stream")
 		}
 		if wentLive.Load() {

@@ -204,6 +204,12 @@ func (s *Server) handle(nc net.Conn) {
 		return
 	}
 	defer sess.Close()
+	// A publisher kicked from the admin API loses its connection, which
+	// ends the read loop below.
+	s.wg.Go(func() {
+		<-sess.Done()
+		nc.Close()
+	})
 	s.conns.WithLabelValues("accepted").Inc()
 	release()
 	setup(r, sess)

@@ -130,6 +130,14 @@ func (s *session) writeVideo(pts time.Duration, nalus [][]byte, idr bool, sps, p
 		}
 		s.pub, s.firstPTS = pub, pts
 		s.published.Store(true)
+		// A publisher kicked from the admin API loses its session.
+		s.wg.Go(func() {
+			select {
+			case <-pub.Done():
+				s.end("kicked")
+			case <-s.ctx.Done():
+			}
+		})
 	}
 	s.pub.WriteH264(pts, pts, nalus)
 }

@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		ended: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "seance_whip_sessions_ended_total",
-			Help: "WHIP sessions ended, by reason (deleted, ice_failed, ice_timeout, closed, busy, replaced, shutdown).",
+			Help: "WHIP sessions ended, by reason (deleted, ice_failed, ice_timeout, closed, busy, replaced, kicked, shutdown).",
 		}, []string{"channel", "reason"}),
 		keyframes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "seance_ingest_keyframe_requests_total",
