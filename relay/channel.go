@@ -96,7 +96,18 @@ func newChannel(cfg ChannelConfig, log zerolog.Logger, m *Metrics) *Channel {
 func (c *Channel) Name() string { return c.cfg.Name }
 
 // Title returns the channel's title.
-func (c *Channel) Title() string { return c.cfg.Title }
+func (c *Channel) Title() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.Title
+}
+
+// SetTitle changes the title shown to viewers from now on (config reload).
+func (c *Channel) SetTitle(title string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg.Title = title
+}
 
 // State returns the current state and the channel to wait on for the next
 // change (it is closed when the state changes).
@@ -271,6 +282,21 @@ func (c *Channel) close() {
 	if c.state != StateIdle {
 		c.endLocked()
 	}
+}
+
+// remove ends the channel for good because it left the config: the
+// publisher is disconnected and the session ends at once, without grace.
+func (c *Channel) remove() {
+	c.mu.Lock()
+	s := c.session
+	c.mu.Unlock()
+	if s != nil {
+		c.log.Info().Msg("channel removed from the config: publisher disconnected")
+		c.close() // first, so that the publisher leaving does not start a grace period
+		s.Close()
+		return
+	}
+	c.close()
 }
 
 // tick updates rate gauges and warnings; the hub calls it once a second.

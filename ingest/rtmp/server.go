@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluenviron/gortmplib"
@@ -39,8 +40,24 @@ type Config struct {
 	// Listen is the TCP address, e.g. ":1935".
 	Listen string
 	// Keys maps each channel that accepts pushes to its ingest key.
-	// Channels not in the map refuse RTMP pushes.
+	// Channels not in the map refuse RTMP pushes. SetKeys replaces it.
 	Keys map[string]configs.Secret
+}
+
+// keySet is the keys in force and the replacer that hides them in logs.
+type keySet struct {
+	keys  map[string]configs.Secret
+	scrub *strings.Replacer
+}
+
+func newKeySet(keys map[string]configs.Secret) *keySet {
+	var pairs []string
+	for _, k := range keys {
+		if k.IsSet() {
+			pairs = append(pairs, k.Value(), "[redacted]")
+		}
+	}
+	return &keySet{keys: keys, scrub: strings.NewReplacer(pairs...)}
 }
 
 // channels is the part of the hub the server needs.
@@ -57,10 +74,10 @@ type Server struct {
 	pending chan struct{}
 	conns   prometheus.CounterVec
 
-	mu    sync.Mutex
-	open  map[net.Conn]struct{}
-	wg    sync.WaitGroup
-	scrub *strings.Replacer
+	mu   sync.Mutex
+	open map[net.Conn]struct{}
+	wg   sync.WaitGroup
+	keys atomic.Pointer[keySet]
 }
 
 // New binds the listener; it fails at once if the port is taken.
@@ -69,12 +86,6 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	if err != nil {
 		return nil, fmt.Errorf("rtmp listener on %s: %w", cfg.Listen, err)
 	}
-	var pairs []string
-	for _, k := range cfg.Keys {
-		if k.IsSet() {
-			pairs = append(pairs, k.Value(), "[redacted]")
-		}
-	}
 	s := &Server{
 		cfg:     cfg,
 		hub:     hub,
@@ -82,14 +93,22 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 		ln:      ln,
 		pending: make(chan struct{}, maxPending),
 		open:    make(map[net.Conn]struct{}),
-		scrub:   strings.NewReplacer(pairs...),
 		conns: *promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "seance_rtmp_connections_total",
 			Help: "RTMP connections by result (accepted, bad_key, unknown_channel, busy, play_refused, unsupported, bad_request, overloaded).",
 		}, []string{"result"}),
 	}
+	s.keys.Store(newKeySet(cfg.Keys))
 	return s, nil
 }
+
+// SetKeys replaces the channels that accept pushes and their keys (config
+// reload). It applies to the next publisher; one already live stays. The
+// map must not be modified afterwards. Safe for concurrent use.
+func (s *Server) SetKeys(keys map[string]configs.Secret) { s.keys.Store(newKeySet(keys)) }
+
+// scrub hides the ingest keys in s.
+func (s *Server) scrub(str string) string { return s.keys.Load().scrub.Replace(str) }
 
 // Addr returns the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
@@ -180,7 +199,7 @@ func (s *Server) handle(nc net.Conn) {
 			return
 		}
 		s.conns.WithLabelValues("bad_request").Inc()
-		log.Debug().Str("error", s.scrub.Replace(err.Error())).Msg("RTMP connection closed during handshake")
+		log.Debug().Str("error", s.scrub(err.Error())).Msg("RTMP connection closed during handshake")
 		return
 	}
 	log = log.With().Str("channel", ch.Name()).Logger()
@@ -188,7 +207,7 @@ func (s *Server) handle(nc net.Conn) {
 	r := &gortmplib.Reader{Conn: sc}
 	if err := r.Initialize(); err != nil {
 		s.conns.WithLabelValues("bad_request").Inc()
-		log.Warn().Str("error", s.scrub.Replace(err.Error())).Msg("RTMP publisher sent no usable media headers")
+		log.Warn().Str("error", s.scrub(err.Error())).Msg("RTMP publisher sent no usable media headers")
 		return
 	}
 	tracks, setup, err := pickTracks(r)
@@ -219,7 +238,7 @@ func (s *Server) handle(nc net.Conn) {
 		// responses), and the handshake's write deadline has passed.
 		_ = nc.SetDeadline(time.Now().Add(readTimeout))
 		if err := r.Read(); err != nil {
-			log.Info().Str("reason", s.scrub.Replace(describeEnd(err))).Msg("RTMP publisher disconnected")
+			log.Info().Str("reason", s.scrub(describeEnd(err))).Msg("RTMP publisher disconnected")
 			return
 		}
 	}
@@ -239,9 +258,9 @@ func (s *Server) accept(sc *gortmplib.ServerConn) (*relay.Channel, error) {
 	}
 	name := channelFromPath(sc.URL.Path)
 	ch, err := s.hub.Channel(name)
-	key, pushable := s.cfg.Keys[name]
+	key, pushable := s.keys.Load().keys[name]
 	if err != nil || !pushable {
-		return nil, &refusal{"unknown_channel", fmt.Sprintf("no channel %q accepts RTMP pushes: push to rtmp://HOST:1935/live/{channel}?key={ingest key}", printable(s.scrub.Replace(name)))}
+		return nil, &refusal{"unknown_channel", fmt.Sprintf("no channel %q accepts RTMP pushes: push to rtmp://HOST:1935/live/{channel}?key={ingest key}", printable(s.scrub(name)))}
 	}
 	if !key.Equal(sc.URL.Query().Get("key")) {
 		return nil, &refusal{"bad_key", fmt.Sprintf("wrong or missing ingest key for channel %q", name)}

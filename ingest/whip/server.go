@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -31,7 +32,7 @@ const DefaultConnectTimeout = 10 * time.Second
 type Config struct {
 	// Keys maps each channel that accepts pushes to its ingest key, the
 	// Bearer token of its WHIP requests. Channels not in the map refuse
-	// WHIP pushes.
+	// WHIP pushes. SetKeys replaces it.
 	Keys map[string]configs.Secret
 	// SettingEngine holds the ICE settings shared with the WHEP server:
 	// one UDP port (ICE UDP mux) for every WebRTC session, NAT rules and
@@ -55,6 +56,8 @@ type Server struct {
 	hub channels
 	log zerolog.Logger
 	met *metrics
+
+	keys atomic.Pointer[map[string]configs.Secret]
 
 	mu        sync.Mutex
 	closed    bool
@@ -103,8 +106,14 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 		byChannel: make(map[string]*session),
 	}
 	s.drained.L = &s.mu
+	s.keys.Store(&cfg.Keys)
 	return s, nil
 }
+
+// SetKeys replaces the channels that accept pushes and their keys (config
+// reload). It applies to the next publisher; one already live stays. The
+// map must not be modified afterwards. Safe for concurrent use.
+func (s *Server) SetKeys(keys map[string]configs.Secret) { s.keys.Store(&keys) }
 
 // Run waits until ctx is cancelled, then ends every session (their
 // channels enter the grace period) and returns once their goroutines have
@@ -132,7 +141,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // channel returns a channel that takes WHIP pushes and its key.
 func (s *Server) channel(name string) (*relay.Channel, configs.Secret, error) {
-	key, ok := s.cfg.Keys[name]
+	key, ok := (*s.keys.Load())[name]
 	if !ok || !key.IsSet() {
 		return nil, "", relay.ErrChannelNotFound
 	}

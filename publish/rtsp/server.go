@@ -57,7 +57,9 @@ type Config struct {
 // channels is the part of the hub the server needs.
 type channels interface {
 	Channel(name string) (*relay.Channel, error)
-	Channels() []*relay.Channel
+	// Watch returns the channels and a channel closed when that set
+	// changes (config reload).
+	Watch() ([]*relay.Channel, <-chan struct{})
 }
 
 // Server is the RTSP server.
@@ -211,17 +213,44 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info().Str("url", "rtsp://"+s.addr.String()+"/{channel}").Bool("udp", !s.cfg.TCPOnly).
 		Bool("credentials_required", s.cfg.Username != "").Msg("RTSP output ready")
 	var wg sync.WaitGroup
-	for _, ch := range s.hub.Channels() {
-		wg.Go(func() { s.feed(ctx, ch) })
+	// One feed per channel, each with its own cancel so that a channel
+	// removed by a reload stops its feed and leaves the others alone.
+	feeds := map[*relay.Channel]context.CancelFunc{}
+	reconcile := func() <-chan struct{} {
+		list, changed := s.hub.Watch()
+		keep := make(map[*relay.Channel]bool, len(list))
+		for _, ch := range list {
+			keep[ch] = true
+			if feeds[ch] == nil {
+				fctx, fcancel := context.WithCancel(ctx)
+				feeds[ch] = fcancel
+				wg.Go(func() { s.feed(fctx, ch) })
+			}
+		}
+		for ch, fcancel := range feeds {
+			if !keep[ch] {
+				fcancel()
+				delete(feeds, ch)
+			}
+		}
+		return changed
 	}
+	changed := reconcile()
 	failed := make(chan error, 1)
 	go func() { failed <- s.srv.Wait() }()
 
 	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-failed:
-		err = fmt.Errorf("rtsp server: %w", err)
+loop:
+	for {
+		select {
+		case <-changed:
+			changed = reconcile()
+		case <-ctx.Done():
+			break loop
+		case err = <-failed:
+			err = fmt.Errorf("rtsp server: %w", err)
+			break loop
+		}
 	}
 	cancel()
 	wg.Wait()
