@@ -1,11 +1,14 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +25,9 @@ import (
 type Channels interface {
 	Channels() []*relay.Channel
 	Channel(name string) (*relay.Channel, error)
+	// Watch returns the channels and a channel closed when that set
+	// changes (config reload).
+	Watch() ([]*relay.Channel, <-chan struct{})
 }
 
 // Destination is a destination the admin API shows and steers.
@@ -49,12 +55,18 @@ type AdminConfig struct {
 	// Gatherer is scraped at /metrics.
 	Gatherer prometheus.Gatherer
 	// Destinations lists each channel's destinations, in config order.
+	// Server.SetSinks replaces it after a config reload.
 	Destinations map[string][]Destination
 	// Viewers counts a channel's viewers, by protocol ("webrtc", "rtsp",
 	// "hls"). Protocols not in the map are not shown.
 	Viewers map[string]func(channel string) int
-	// Pulls holds the pull of each channel fed by one.
+	// Pulls holds the pull of each channel fed by one. Server.SetSinks
+	// replaces it after a config reload.
 	Pulls map[string]Pull
+	// Reload, when set, serves POST /api/v1/reload: it re-reads the config
+	// file and applies it. Its result is the JSON answer; an error means
+	// the new file was refused and nothing changed (422). Nil: 404.
+	Reload func(ctx context.Context) (any, error)
 	// PublicURL is the public listener's base URL (e.g.
 	// "https://live.example.fr"), where the dashboard's previews play
 	// over WHEP. A URL without a host ("http://:8080") means the host the
@@ -75,14 +87,17 @@ type adminRoute struct {
 }
 
 type admin struct {
-	cfg     AdminConfig
-	hub     Channels
-	log     zerolog.Logger
-	mux     *http.ServeMux
-	routes  []adminRoute
-	events  *broker
+	cfg    AdminConfig
+	hub    Channels
+	log    zerolog.Logger
+	mux    *http.ServeMux
+	routes []adminRoute
+	events *broker
+	dash   *dashboard
+	sinks  atomic.Pointer[sinks]
+
+	histMu  sync.Mutex
 	history map[string]*history
-	dash    *dashboard
 	scrub   *strings.Replacer
 }
 
@@ -97,7 +112,58 @@ func NewAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*Server, error
 		return nil, err
 	}
 	s.background = a.monitor
+	s.admin = a
 	return s, nil
+}
+
+// sinks are the destinations and pulls the admin API shows, replaced as a
+// whole by a reload.
+type sinks struct {
+	dests map[string][]Destination
+	pulls map[string]Pull
+}
+
+// SetSinks replaces the destinations and pulls the admin API shows and
+// steers (config reload). The maps must not be modified afterwards. It
+// does nothing on the public server. Safe for concurrent use.
+func (s *Server) SetSinks(dests map[string][]Destination, pulls map[string]Pull) {
+	if s.admin != nil {
+		s.admin.sinks.Store(&sinks{dests: dests, pulls: pulls})
+	}
+}
+
+// pull returns the pull of a channel fed by one.
+func (a *admin) pull(channel string) (Pull, bool) {
+	p, ok := a.sinks.Load().pulls[channel]
+	return p, ok
+}
+
+// historyOf returns a channel's history, created on first use (a channel
+// added by a reload).
+func (a *admin) historyOf(channel string) *history {
+	a.histMu.Lock()
+	defer a.histMu.Unlock()
+	h := a.history[channel]
+	if h == nil {
+		h = &history{}
+		a.history[channel] = h
+	}
+	return h
+}
+
+// forget drops the history of channels no longer in the hub.
+func (a *admin) forget(list []*relay.Channel) {
+	keep := make(map[string]bool, len(list))
+	for _, c := range list {
+		keep[c.Name()] = true
+	}
+	a.histMu.Lock()
+	defer a.histMu.Unlock()
+	for name := range a.history {
+		if !keep[name] {
+			delete(a.history, name)
+		}
+	}
 }
 
 func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error) {
@@ -127,6 +193,7 @@ func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error)
 		scrub:   strings.NewReplacer(pairs...),
 	}
 	a.events = newBroker(cfg.sseBuffer, log)
+	a.sinks.Store(&sinks{dests: cfg.Destinations, pulls: cfg.Pulls})
 	for _, c := range hub.Channels() {
 		a.history[c.Name()] = &history{}
 	}
@@ -145,6 +212,7 @@ func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error)
 		{"POST /api/v1/channels/{channel}/kick", http.HandlerFunc(a.kick)},
 		{"POST /api/v1/channels/{channel}/destinations/{destination}/{action}", http.HandlerFunc(a.steerDestination)},
 		{"GET /api/v1/events", http.HandlerFunc(a.serveEvents)},
+		{"POST /api/v1/reload", http.HandlerFunc(a.reload)},
 		{"GET /dashboard", http.HandlerFunc(a.dash.page)},
 		{"GET /dashboard/static/{file}", http.HandlerFunc(a.dashboardAsset)},
 	}
@@ -270,7 +338,7 @@ func (a *admin) getChannel(w http.ResponseWriter, r *http.Request) {
 
 func (a *admin) getHistory(w http.ResponseWriter, r *http.Request) {
 	if c := a.channel(w, r); c != nil {
-		writeJSON(w, http.StatusOK, a.history[c.Name()].snapshot(c.Name(), a.cfg.sampleEvery))
+		writeJSON(w, http.StatusOK, a.historyOf(c.Name()).snapshot(c.Name(), a.cfg.sampleEvery))
 	}
 }
 
@@ -295,7 +363,7 @@ func (a *admin) steerDestination(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var dest Destination
-	for _, d := range a.cfg.Destinations[c.Name()] {
+	for _, d := range a.sinks.Load().dests[c.Name()] {
 		if d.Status().Name == r.PathValue("destination") {
 			dest = d
 		}
@@ -378,4 +446,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// reload re-reads and applies the config file. A refused file leaves the
+// running config as it was.
+func (a *admin) reload(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Reload == nil {
+		a.fail(w, r, http.StatusNotFound, "not_found", "reload is not available on this server", nil)
+		return
+	}
+	res, err := a.cfg.Reload(r.Context())
+	if err != nil {
+		a.fail(w, r, http.StatusUnprocessableEntity, "invalid_config", "config not reloaded, the running config stays: "+a.scrub.Replace(err.Error()), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }

@@ -63,9 +63,30 @@ func (a *admin) monitor(ctx context.Context) {
 		wg.Wait()
 		a.events.close()
 	}()
-	for _, c := range a.hub.Channels() {
-		wg.Go(func() { a.watchState(ctx, c) })
+	// One state watcher per channel, each with its own cancel, so that
+	// a reload starts and stops watchers for the channels it changes.
+	watchers := map[*relay.Channel]context.CancelFunc{}
+	reconcile := func() <-chan struct{} {
+		list, changed := a.hub.Watch()
+		keep := make(map[*relay.Channel]bool, len(list))
+		for _, c := range list {
+			keep[c] = true
+			if watchers[c] == nil {
+				wctx, cancel := context.WithCancel(ctx)
+				watchers[c] = cancel
+				wg.Go(func() { a.watchState(wctx, c) })
+			}
+		}
+		for c, cancel := range watchers {
+			if !keep[c] {
+				cancel()
+				delete(watchers, c)
+			}
+		}
+		a.forget(list)
+		return changed
 	}
+	setChanged := reconcile()
 	dests := map[string]rtmp.Status{} // by channel + "\x00" + destination
 	for _, c := range a.hub.Channels() {
 		for _, st := range a.destinations(c.Name()) {
@@ -80,10 +101,12 @@ func (a *admin) monitor(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-setChanged:
+			setChanged = reconcile()
 		case now := <-sample.C:
 			for _, c := range a.hub.Channels() {
 				s := a.sample(c, now)
-				a.history[c.Name()].add(s)
+				a.historyOf(c.Name()).add(s)
 				a.events.publish(eventHealth, s)
 			}
 		case <-poll.C:
@@ -134,7 +157,7 @@ func (a *admin) sample(c *relay.Channel, now time.Time) healthSample {
 		Warnings:         h.Warnings,
 		Destinations:     a.destinations(c.Name()),
 	}
-	if p, ok := a.cfg.Pulls[c.Name()]; ok {
+	if p, ok := a.pull(c.Name()); ok {
 		ps := p.Status()
 		s.Pull = &ps
 	}

@@ -50,7 +50,7 @@ func (a *admin) status(c *relay.Channel) ChannelStatus {
 	if h.State != relay.StateIdle {
 		st.Ingest = &ingestStatus{Protocol: h.Protocol, RemoteAddr: h.RemoteAddr}
 	}
-	if p, ok := a.cfg.Pulls[c.Name()]; ok {
+	if p, ok := a.pull(c.Name()); ok {
 		ps := p.Status()
 		st.Pull = &ps
 	}
@@ -69,7 +69,7 @@ func (a *admin) viewers(channel string) map[string]int {
 
 func (a *admin) destinations(channel string) []rtmp.Status {
 	out := []rtmp.Status{}
-	for _, d := range a.cfg.Destinations[channel] {
+	for _, d := range a.sinks.Load().dests[channel] {
 		out = append(out, d.Status())
 	}
 	return out

@@ -22,6 +22,8 @@ type Server struct {
 	// background runs beside the listener until Run's ctx is cancelled;
 	// Run waits for it (the admin API's event monitor).
 	background func(ctx context.Context)
+	// admin is the admin API behind an admin server, nil on the public one.
+	admin *admin
 }
 
 // newServer binds addr at once so a taken port fails at startup.
