@@ -284,6 +284,14 @@ func (c *Channel) close() {
 	}
 }
 
+// SetGrace changes the grace period of the publishers that leave from now
+// on (config reload).
+func (c *Channel) SetGrace(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg.Grace = d
+}
+
 // remove ends the channel for good because it left the config: the
 // publisher is disconnected and the session ends at once, without grace.
 func (c *Channel) remove() {

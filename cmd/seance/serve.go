@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/seance-relay/seance/configs"
-	"github.com/seance-relay/seance/ingest/demo"
 	"github.com/seance-relay/seance/ingest/pull"
 	ingestrtmp "github.com/seance-relay/seance/ingest/rtmp"
 	ingestwhip "github.com/seance-relay/seance/ingest/whip"
@@ -53,22 +53,31 @@ type runner interface {
 // app is seance wired up: every listener bound, nothing running yet.
 type app struct {
 	log     zerolog.Logger
+	path    string // the config file, "" for the embedded config
 	hub     *relay.Hub
 	rtmp    *ingestrtmp.Server // nil when rtmp.listen is empty
+	whip    *ingestwhip.Server
 	webrtc  *pubwebrtc.Server
 	public  *web.Server
 	admin   *web.Server
 	runners []runner
 	names   []string
+	set     *channelSet
+	// hup, when set, asks for a reload on each receive (SIGHUP).
+	hup <-chan os.Signal
+
+	reloadMu sync.Mutex     // one reload at a time
+	cfg      *configs.Config // the config in force, under reloadMu
 }
 
 // serve wires every component, runs them until ctx is cancelled, then
 // stops them within shutdownTimeout.
-func serve(ctx context.Context, cfg *configs.Config, path string, log zerolog.Logger) error {
+func serve(ctx context.Context, cfg *configs.Config, path string, hup <-chan os.Signal, log zerolog.Logger) error {
 	a, err := newApp(cfg, log)
 	if err != nil {
 		return err
 	}
+	a.path, a.hup = path, hup
 	announce(log, cfg, path, a.rtmp, a.public, a.admin)
 	return a.run(ctx)
 }
@@ -103,12 +112,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	add("relay", hub)
 
 	var rtmpSrv *ingestrtmp.Server
-	keys := map[string]configs.Secret{}
-	for _, c := range cfg.Channels {
-		if c.Ingest.Key.IsSet() {
-			keys[c.Name] = c.Ingest.Key
-		}
-	}
+	keys := ingestKeys(cfg)
 	if cfg.RTMP.Listen != "" {
 		s, err := ingestrtmp.New(ingestrtmp.Config{Listen: cfg.RTMP.Listen, Keys: keys}, hub, log, reg)
 		if err != nil {
@@ -119,47 +123,18 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		add("rtmp ingest", s)
 	}
 
-	destMet := pubrtmp.NewMetrics(reg)
-	pullMet := pull.NewMetrics(reg)
-	dests := map[string][]web.Destination{}
-	pulls := map[string]web.Pull{}
+	// Demo sources, pulls and destinations run per channel, so that a
+	// reload can start and stop them one by one.
+	set := newChannelSet(hub, log, pubrtmp.NewMetrics(reg), pull.NewMetrics(reg))
 	for _, c := range cfg.Channels {
-		ch, _ := hub.Channel(c.Name)
-		if c.Ingest.Demo {
-			src, err := demo.New(ch, log)
-			if err != nil {
-				return nil, fmt.Errorf("channel %s: demo source: %w", c.Name, err)
-			}
-			add("demo source", src)
+		ct, err := set.prepare(c)
+		if err != nil {
+			return nil, err
 		}
-		if c.Ingest.Pull != "" {
-			p, err := pull.New(pull.Config{
-				URL:       c.Ingest.Pull,
-				Transport: c.Ingest.Transport,
-				Username:  c.Ingest.Username,
-				Password:  c.Ingest.Password,
-			}, ch, log, pullMet)
-			if err != nil {
-				return nil, fmt.Errorf("channel %s: pull: %w", c.Name, err)
-			}
-			add("pull ingest", p)
-			pulls[c.Name] = p
-		}
-		for _, d := range c.Destinations {
-			u, err := d.PublishURL()
-			if err != nil {
-				return nil, fmt.Errorf("channel %s, destination %s: %w", c.Name, d.Name, err)
-			}
-			dest := pubrtmp.New(pubrtmp.Config{
-				Name:    d.Name,
-				URL:     u,
-				Display: configs.RedactURL(d.URL),
-				Manual:  d.Start == "manual",
-			}, ch, log, destMet)
-			dests[c.Name] = append(dests[c.Name], dest)
-			add("destination", dest)
-		}
+		set.chans[c.Name] = ct
 	}
+	dests, pulls := set.sinks()
+	add("channels", set)
 
 	chMax := map[string]int{}
 	for _, c := range cfg.Channels {
@@ -218,7 +193,15 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 	bound = append(bound, pub)
 	add("public http", pub)
+	var reload func(ctx context.Context) (*reloadResult, error) // set once the app exists
 	adm, err := web.NewAdmin(web.AdminConfig{
+		Reload: func(ctx context.Context) (any, error) {
+			res, err := reload(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return res, nil
+		},
 		Listen:       cfg.Admin.Listen,
 		Token:        cfg.Admin.Token,
 		Gatherer:     reg,
@@ -234,7 +217,9 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 	bound = append(bound, adm)
 	add("admin http", adm)
-	return &app{log: log, hub: hub, rtmp: rtmpSrv, webrtc: rtc, public: pub, admin: adm, runners: runners, names: names}, nil
+	a := &app{log: log, cfg: cfg, hub: hub, rtmp: rtmpSrv, whip: whipSrv, webrtc: rtc, public: pub, admin: adm, set: set, runners: runners, names: names}
+	reload = a.reload
+	return a, nil
 }
 
 // run runs every component until ctx is cancelled or one fails, then
@@ -249,6 +234,19 @@ func (a *app) run(ctx context.Context) error {
 		wg.Go(func() {
 			if err := r.Run(rctx); err != nil {
 				errs <- fmt.Errorf("%s: %w", names[i], err)
+			}
+		})
+	}
+	if a.hup != nil {
+		wg.Go(func() {
+			for {
+				select {
+				case <-a.hup:
+					log.Info().Msg("SIGHUP: reloading the config")
+					_, _ = a.reload(rctx) // reload logs its outcome
+				case <-rctx.Done():
+					return
+				}
 			}
 		})
 	}
