@@ -66,7 +66,7 @@ type app struct {
 	// hup, when set, asks for a reload on each receive (SIGHUP).
 	hup <-chan os.Signal
 
-	reloadMu sync.Mutex     // one reload at a time
+	reloadMu sync.Mutex      // one reload at a time
 	cfg      *configs.Config // the config in force, under reloadMu
 }
 
