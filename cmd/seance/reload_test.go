@@ -278,7 +278,6 @@ channels:
 	require.NotContains(t, s.logs.String(), keepKey)
 }
 
-
 // TestReloadEmbedded: on the embedded config there is nothing to re-read.
 func TestReloadEmbedded(t *testing.T) {
 	s := startSeance(t, `
