@@ -69,3 +69,53 @@ seance_channel_live{channel="live"} 0
 		requireState(t, interrupted, StateIdle)
 	})
 }
+
+// TestHubAddRemove: a reload adds and removes channels; removing one
+// disconnects its publisher at once (no grace), ends its subscribers'
+// session and leaves the other channels alone.
+func TestHubAddRemove(t *testing.T) {
+	h, _ := newTestHub(t, ChannelConfig{Name: "b", Grace: time.Minute}, ChannelConfig{Name: "keep", Grace: time.Minute})
+	list, changed := h.Watch()
+	require.Len(t, list, 2)
+
+	a, added := h.Add(ChannelConfig{Name: "a", Title: "A"})
+	require.True(t, added)
+	requireClosed(t, changed)
+	_, again := h.Add(ChannelConfig{Name: "a"})
+	require.False(t, again, "a name already there is kept")
+	names := func() []string {
+		var out []string
+		for _, c := range h.Channels() {
+			out = append(out, c.Name())
+		}
+		return out
+	}
+	require.Equal(t, []string{"a", "b", "keep"}, names())
+	a.SetTitle("A2")
+	require.Equal(t, "A2", a.Title())
+
+	keep, _ := h.Channel("keep")
+	sKeep := publish(t, keep, avTracks())
+	b, _ := h.Channel("b")
+	sB := publish(t, b, avTracks())
+	sub := b.Subscribe("rtmp", 64)
+	defer sub.Close()
+	_, bChanged := b.State()
+	_, changed = h.Watch()
+
+	require.True(t, h.Remove("b"))
+	require.False(t, h.Remove("b"))
+	requireClosed(t, changed)
+	requireClosed(t, sB.Done())
+	requireClosed(t, bChanged)
+	requireState(t, b, StateIdle) // not interrupted: no grace for a removed channel
+	_, err := h.Channel("b")
+	require.ErrorIs(t, err, ErrChannelNotFound)
+	require.Equal(t, []string{"a", "keep"}, names())
+	requireState(t, keep, StateLive)
+	select {
+	case <-sKeep.Done():
+		t.Fatal("keep's publisher was disconnected")
+	default:
+	}
+}
