@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/seance-relay/seance/configs"
 	"github.com/seance-relay/seance/relay"
 )
 
@@ -398,4 +399,33 @@ func TestNewPortTaken(t *testing.T) {
 	ts := startServer(t)
 	_, err := New(Config{Listen: ts.srv.Addr().String()}, ts.hub, zerolog.New(zerolog.NewTestWriter(t)), nil)
 	require.ErrorContains(t, err, "rtmp listener on "+ts.srv.Addr().String())
+}
+
+// TestSetKeys: a reload's new keys apply to the next publisher; the live
+// one stays.
+func TestSetKeys(t *testing.T) {
+	m := loadMedia(t)
+	ts := startServer(t)
+	p := goLive(t, ts, m)
+	ts.srv.SetKeys(map[string]configs.Secret{testChannel: otherKey})
+	require.NoError(t, p.write(500*time.Millisecond), "the live publisher stays")
+	require.Equal(t, relay.StateLive, ts.state(t, testChannel))
+	p.client.Close()
+	require.Eventually(t, func() bool { return ts.state(t, testChannel) != relay.StateLive },
+		5*time.Second, 5*time.Millisecond)
+
+	c, err := dial(t, publishURL(ts.srv.Addr(), testChannel+"?key="+testKey), true, nil)
+	if err == nil {
+		defer c.Close()
+		waitClosed(t, c.NetConn())
+	}
+	require.Eventually(t, func() bool { return ts.connections(t, "bad_key") == 1 },
+		5*time.Second, 5*time.Millisecond, "the old key is refused")
+
+	p2, err := startPublisher(t, m, publishURL(ts.srv.Addr(), testChannel+"?key="+otherKey), nil)
+	require.NoError(t, err)
+	require.NoError(t, p2.write(2500*time.Millisecond))
+	require.Eventually(t, func() bool { return ts.state(t, testChannel) == relay.StateLive },
+		5*time.Second, 5*time.Millisecond, "the new key is taken")
+	requireNoKeys(t, ts.logs.String())
 }
