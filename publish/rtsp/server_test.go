@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seance-relay/seance/configs"
+	"github.com/seance-relay/seance/ingest/demo"
 	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
 	"github.com/seance-relay/seance/relay"
 )
@@ -249,4 +250,29 @@ func play(t *testing.T, url string, transport gortsplib.Transport) (*gortsplib.C
 	_, err = c.Play(nil)
 	require.NoError(t, err)
 	return c, &n
+}
+
+// TestChannelsAddedAndRemoved: a channel added to the hub after Run is
+// served once live; a removed one stops being served.
+func TestChannelsAddedAndRemoved(t *testing.T) {
+	r := startRelay(t, Config{})
+	ch, added := r.hub.Add(relay.ChannelConfig{Name: "added"})
+	require.True(t, added)
+	src, err := demo.New(ch, zerolog.Nop())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(r.ctx)
+	srcDone := make(chan struct{})
+	go func() { _ = src.Run(ctx); close(srcDone) }()
+	require.Eventually(t, func() bool { return r.srv.serving("added") }, 5*time.Second, 10*time.Millisecond)
+	streams, stderr, err := ffprobe(t, r.base+"/added", "tcp")
+	require.NoError(t, err, stderr)
+	require.Len(t, streams, 2)
+
+	// Removed while live: the publisher is disconnected and the stream
+	// goes away.
+	require.True(t, r.hub.Remove("added"))
+	require.Eventually(t, func() bool { return !r.srv.serving("added") }, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	<-srcDone
+	require.True(t, r.srv.serving("demo"), "the other channel is still served")
 }
