@@ -1,11 +1,14 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -467,4 +470,56 @@ func TestHistoryRing(t *testing.T) {
 	require.Equal(t, t0.Add(10*time.Second).UnixMilli(), s.Times[0])
 	require.Equal(t, float64(historyLen+9), s.Bitrate[historyLen-1])
 	require.Equal(t, historyLen+9, s.Viewers[historyLen-1])
+}
+
+// TestAdminReload: POST /api/v1/reload answers with Reload's result, or
+// 422 with its error; channels and destinations a reload adds are served.
+func TestAdminReload(t *testing.T) {
+	const token = "reload-token-Qx7"
+	hub, _ := newHub(t)
+	fail := errors.New(`seance.yaml: channels[1].grace: "forever" is not a duration`)
+	var failing atomic.Bool
+	base, c, calls, logs, a := startAdminWith(t, hub, AdminConfig{
+		Token: token,
+		Reload: func(context.Context) (any, error) {
+			if failing.Load() {
+				return nil, fail
+			}
+			return map[string]any{"reloaded": true, "added": []string{"neu"}}, nil
+		},
+	})
+	auth := http.Header{"Authorization": {"Bearer " + token}}
+
+	r := do(t, c, http.MethodPost, base+"/api/v1/reload", auth)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	require.JSONEq(t, `{"reloaded": true, "added": ["neu"]}`, r.body)
+
+	failing.Store(true)
+	r = do(t, c, http.MethodPost, base+"/api/v1/reload", auth)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.body)
+	require.Contains(t, r.body, `"invalid_config"`)
+	require.Contains(t, r.body, "channels[1].grace")
+
+	r = do(t, c, http.MethodPost, base+"/api/v1/reload", nil)
+	require.Equal(t, http.StatusUnauthorized, r.status)
+
+	// A channel added with a destination is served at once.
+	hub.Add(relay.ChannelConfig{Name: "neu", Title: "Neu"})
+	(&Server{admin: a}).SetSinks(map[string][]Destination{"neu": {recordingDestination("fb", calls)}}, nil)
+	r = do(t, c, http.MethodGet, base+"/api/v1/channels/neu", auth)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	require.Contains(t, r.body, `"fb"`)
+	r = do(t, c, http.MethodPost, base+"/api/v1/channels/neu/destinations/fb/stop", auth)
+	require.Equal(t, http.StatusAccepted, r.status, r.body)
+	require.Eventually(t, func() bool {
+		r := do(t, c, http.MethodGet, base+"/api/v1/channels/neu/history", auth)
+		return r.status == http.StatusOK && strings.Contains(r.body, `"neu"`)
+	}, 5*time.Second, 20*time.Millisecond)
+	r = do(t, c, http.MethodGet, base+"/api/v1/channels/bourg", auth)
+	require.NotContains(t, r.body, `"youtube"`, "the old sinks are replaced")
+
+	hub.Remove("neu")
+	r = do(t, c, http.MethodGet, base+"/api/v1/channels/neu", auth)
+	require.Equal(t, http.StatusNotFound, r.status, r.body)
+	require.NotContains(t, logs.String(), token)
 }
