@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -41,15 +42,17 @@ type channelSet struct {
 	destMet *pubrtmp.Metrics
 	pullMet *pull.Metrics
 
-	chans map[string]*chanTasks // owned by Run once it started
-	reqs  chan func(ctx context.Context)
+	chans   map[string]*chanTasks // owned by Run once it started
+	reqs    chan func(ctx context.Context)
+	stopped chan struct{} // closed when Run returns
 }
 
 func newChannelSet(hub *relay.Hub, log zerolog.Logger, destMet *pubrtmp.Metrics, pullMet *pull.Metrics) *channelSet {
 	return &channelSet{
 		log: log, hub: hub, destMet: destMet, pullMet: pullMet,
 		chans: map[string]*chanTasks{},
-		reqs:  make(chan func(ctx context.Context)),
+		reqs:    make(chan func(ctx context.Context)),
+		stopped: make(chan struct{}),
 	}
 }
 
@@ -132,6 +135,7 @@ func (s *channelSet) sinks() (map[string][]web.Destination, map[string]web.Pull)
 // Run starts the runners prepared so far, applies reloads, and when ctx
 // is cancelled stops every runner and waits for them.
 func (s *channelSet) Run(ctx context.Context) error {
+	defer close(s.stopped)
 	for _, name := range slices.Sorted(maps.Keys(s.chans)) {
 		s.startChannel(ctx, name, s.chans[name])
 	}
@@ -150,6 +154,9 @@ func (s *channelSet) Run(ctx context.Context) error {
 	}
 }
 
+// errStopping refuses a reload while seance stops.
+var errStopping = errors.New("seance is stopping")
+
 // do runs f on Run's goroutine and waits for it.
 func (s *channelSet) do(ctx context.Context, f func(ctx context.Context)) error {
 	done := make(chan struct{})
@@ -157,6 +164,8 @@ func (s *channelSet) do(ctx context.Context, f func(ctx context.Context)) error 
 	case s.reqs <- func(rctx context.Context) { f(rctx); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.stopped:
+		return errStopping
 	}
 	<-done
 	return nil
