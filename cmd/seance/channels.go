@@ -50,7 +50,7 @@ type channelSet struct {
 func newChannelSet(hub *relay.Hub, log zerolog.Logger, destMet *pubrtmp.Metrics, pullMet *pull.Metrics) *channelSet {
 	return &channelSet{
 		log: log, hub: hub, destMet: destMet, pullMet: pullMet,
-		chans: map[string]*chanTasks{},
+		chans:   map[string]*chanTasks{},
 		reqs:    make(chan func(ctx context.Context)),
 		stopped: make(chan struct{}),
 	}
