@@ -7,10 +7,6 @@ import "errors"
 var (
 	// ErrNoH264 means the source offers no H.264 video track.
 	ErrNoH264 = errors.New("the source offers no H.264 video")
-	// ErrOpusNotSupported means the source's audio is Opus, which the
-	// channel cannot take from RTSP yet.
-	//lint:ignore ST1005 Opus is a proper noun, and the message is what IT staff read.
-	ErrOpusNotSupported = errors.New("Opus audio from RTSP is not supported yet")
 	// ErrAudioCodec means the source's audio is neither AAC nor Opus.
 	ErrAudioCodec = errors.New("audio codec not supported")
 	// ErrNoKeyframe means the source sent no H.264 keyframe (IDR with

@@ -77,7 +77,7 @@ func TestPick(t *testing.T) {
 		{"metadata ignored", []*description.Media{video(h264f), {Type: description.MediaTypeApplication, Formats: []format.Format{&format.Generic{PayloadTyp: 107, RTPMa: "vnd.onvif.metadata/90000"}}}}, nil, "", false},
 		{"h265", []*description.Media{video(&format.H265{PayloadTyp: 96}), audio(aac)}, ErrNoH264, "the source offers no H.264 video: its video is H265: set the camera's video codec to H.264", false},
 		{"audio only", []*description.Media{audio(aac)}, ErrNoH264, "the source offers no H.264 video: it offers no video track", false},
-		{"opus", []*description.Media{video(h264f), audio(&format.Opus{PayloadTyp: 111, ChannelCount: 2})}, ErrOpusNotSupported, "Opus audio from RTSP is not supported yet: set the source's audio codec to AAC", false},
+		{"opus", []*description.Media{video(h264f), audio(&format.Opus{PayloadTyp: 111, ChannelCount: 2})}, nil, "", true},
 		{"g711", []*description.Media{video(h264f), audio(&format.G711{PayloadTyp: 8, SampleRate: 8000, ChannelCount: 1})}, ErrAudioCodec, "audio codec not supported: the source's audio is G711: set it to AAC", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,7 +90,8 @@ func TestPick(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Same(t, h264f, s.video)
-			require.Equal(t, tc.hasAudio, s.audio != nil)
+			require.Equal(t, tc.hasAudio, s.audio != nil || s.opus != nil)
+			require.Equal(t, s.opus != nil, s.tc != nil, "Opus is transcoded to AAC")
 			require.Len(t, s.medias(), map[bool]int{false: 1, true: 2}[tc.hasAudio])
 		})
 	}

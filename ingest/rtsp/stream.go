@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/seance-relay/seance/relay"
+	"github.com/seance-relay/seance/transcode"
 )
 
 // stream is one connection's tracks, decoders and session. The client
@@ -39,12 +40,15 @@ type stream struct {
 	video      *format.H264
 	audioMedia *description.Media
 	audio      *format.MPEG4Audio
+	opus       *format.Opus
 	auSamples  int64
 
 	mu        sync.Mutex
 	c         *gortsplib.Client
 	vdec      *rtph264.Decoder
 	adec      *rtpmpeg4audio.Decoder
+	tc        *transcode.OpusToAAC // Opus sources: AAC for RTMP/RTSP sinks
+	pending   []relay.OpusPacket   // Opus packets not yet attached to an AAC unit
 	sps, pps  []byte
 	dtsx      h264.DTSExtractor
 	needIDR   bool
@@ -53,15 +57,19 @@ type stream struct {
 	done      bool
 }
 
-// pick chooses the H.264 track and the AAC track. A source without H.264,
-// or whose audio is not AAC, is refused with an error naming the codecs:
-// a council session without its sound is no broadcast, so audio in
-// another codec (Opus included, for now) is an error rather than a
-// video-only channel. A source without any audio track is relayed as
-// video only.
+// pick chooses the H.264 track and the audio track (AAC, or Opus, which
+// is transcoded to AAC once per channel for RTMP destinations while
+// WebRTC viewers get the source's own Opus). A source without H.264, or
+// whose audio is another codec, is refused with an error naming the
+// codecs: a council session without its sound is no broadcast, so it is an
+// error rather than a video-only channel. A source without any audio
+// track is relayed as video only.
 func (s *stream) pick(desc *description.Session) error {
-	var videoOther, audioOther []string
-	opus := false
+	var (
+		videoOther, audioOther []string
+		opusMedia              *description.Media
+		opus                   *format.Opus
+	)
 	for _, m := range desc.Medias {
 		for _, f := range m.Formats {
 			switch f := f.(type) {
@@ -74,7 +82,9 @@ func (s *stream) pick(desc *description.Session) error {
 					s.audioMedia, s.audio = m, f
 				}
 			case *format.Opus:
-				opus = true
+				if opus == nil {
+					opusMedia, opus = m, f
+				}
 			default:
 				switch m.Type {
 				case description.MediaTypeVideo:
@@ -90,8 +100,8 @@ func (s *stream) pick(desc *description.Session) error {
 		return fmt.Errorf("%w: its video is %s: set the camera's video codec to H.264", ErrNoH264, strings.Join(videoOther, ", "))
 	case s.video == nil:
 		return fmt.Errorf("%w: it offers no video track", ErrNoH264)
-	case s.audio == nil && opus:
-		return fmt.Errorf("%w: set the source's audio codec to AAC", ErrOpusNotSupported)
+	case s.audio == nil && opus != nil:
+		s.audioMedia, s.opus = opusMedia, opus
 	case s.audio == nil && len(audioOther) > 0:
 		return fmt.Errorf("%w: the source's audio is %s: set it to AAC", ErrAudioCodec, strings.Join(audioOther, ", "))
 	}
@@ -114,6 +124,11 @@ func (s *stream) pick(desc *description.Session) error {
 			s.auSamples = 960
 		}
 	}
+	if s.opus != nil {
+		if s.tc, err = transcode.NewOpusToAAC(0); err != nil {
+			return fmt.Errorf("opus track: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -133,6 +148,9 @@ func (s *stream) attach(c *gortsplib.Client) {
 	c.OnPacketRTP(s.videoMedia, s.video, s.onVideo)
 	if s.audio != nil {
 		c.OnPacketRTP(s.audioMedia, s.audio, s.onAudio)
+	}
+	if s.opus != nil {
+		c.OnPacketRTP(s.audioMedia, s.opus, s.onOpus)
 	}
 }
 
@@ -198,6 +216,9 @@ func (s *stream) writeVideo(pts int64, au [][]byte) {
 		if s.audio != nil {
 			tracks.Audio = &relay.AudioTrack{Config: s.audio.Config}
 		}
+		if s.tc != nil {
+			tracks.Audio = &relay.AudioTrack{Config: s.tc.Config()}
+		}
 		sess, err := s.publish(s.info, tracks)
 		if err != nil {
 			s.done = true
@@ -253,6 +274,36 @@ func (s *stream) onAudio(pkt *rtp.Packet) {
 	clock := s.audio.ClockRate()
 	for i, au := range aus {
 		s.sess.WriteAAC(toDuration(pts+int64(i)*s.auSamples, clock), au)
+	}
+}
+
+// maxPendingOpus bounds the Opus packets waiting for the AAC unit that
+// covers them (the encoder delays about one frame).
+const maxPendingOpus = 8
+
+// onOpus transcodes an Opus packet (RFC 7587: one per RTP packet) to AAC
+// and publishes each AAC unit with the Opus packets it covers.
+func (s *stream) onOpus(pkt *rtp.Packet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return
+	}
+	pts, ok := s.c.PacketPTS2(s.audioMedia, pkt)
+	if !ok || s.sess == nil || len(pkt.Payload) == 0 {
+		return
+	}
+	p := toDuration(pts, s.opus.ClockRate())
+	if len(s.pending) == maxPendingOpus {
+		s.pending = s.pending[1:]
+	}
+	s.pending = append(s.pending, relay.OpusPacket{PTS: p, Data: bytes.Clone(pkt.Payload)})
+	err := s.tc.Transcode(p, pkt.Payload, func(aPTS time.Duration, au []byte) {
+		s.sess.WriteAACWithOpus(aPTS, au, s.pending)
+		s.pending = nil
+	})
+	if err != nil {
+		s.decodeErrors.Add(1)
 	}
 }
 
