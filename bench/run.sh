@@ -15,7 +15,8 @@
 #   NS="50 100 200"  DURATION=20s  RAMP=5s  SETTLE=3s
 #   REPEAT=1         runs of each (server, N); the summary shows medians
 #   SEANCE_PPROF=host:port  also fetch a CPU profile of every seance run
-#                           over the window (only for a seance binary that
+#                           over the window, and a heap profile at its end
+#                           (only for a seance binary that
 #                           serves net/http/pprof there; seance does not)
 #   ports: SEANCE_HTTP=28080 SEANCE_ADMIN=29090 SEANCE_RTMP=21935
 #          SEANCE_UDP=28189 MTX_WEBRTC=8889 MTX_RTMP=21936 MTX_UDP=28190
@@ -107,18 +108,22 @@ publish() { # publish URL LOG: loop the clip without re-encoding
 }
 
 load() { # load LABEL URL PID N
-	local label=$1 url=$2 pid=$3 n=$4 prof=""
+	local label=$1 url=$2 pid=$3 n=$4 prof="" profpid=""
 	if [[ $label == seance && -n ${SEANCE_PPROF:-} ]]; then
-		prof=$res/seance-$n-$r.cpu.pprof
-		# The window starts SETTLE + RAMP after live; sample 2 s less than it.
-		( sleep $((${SETTLE%s} + ${RAMP%s} + 2)); curl -fsS -m $((${DURATION%s} + 10)) -o "$prof" \
-			"http://$SEANCE_PPROF/debug/pprof/profile?seconds=$((${DURATION%s} - 2))" || echo "pprof: failed" >&2 ) &
+		prof=$res/seance-$n-$r
+		# The window starts SETTLE + RAMP after live; sample 2 s less than
+		# it, then take a heap profile (all viewers still connected).
+		( sleep $((${SETTLE%s} + ${RAMP%s} + 2)); curl -fsS -m $((${DURATION%s} + 10)) -o "$prof.cpu.pprof" \
+			"http://$SEANCE_PPROF/debug/pprof/profile?seconds=$((${DURATION%s} - 2))" || echo "pprof: failed" >&2
+		  curl -fsS -m 10 -o "$prof.heap.pprof" "http://$SEANCE_PPROF/debug/pprof/heap" || echo "pprof heap: failed" >&2 ) &
+		profpid=$!
 	fi
 	echo "== $label N=$n"
 	timeout 300 "$out/whepload" -url "$url" -n "$n" -duration "$DURATION" -ramp "$RAMP" \
 		-wait-live 30s -settle "$SETTLE" -pid "$pid" -label "$label" -json "$jsonl" \
 		| tee "$res/$label-$n-$r.txt" | grep -v '^{' || echo "$label N=$n: whepload failed" >&2
-	[[ -z $prof ]] || wait
+	# Only the profiler: the publisher runs on until cleanup.
+	[[ -z $profpid ]] || wait "$profpid"
 }
 
 run_seance() { # run_seance N

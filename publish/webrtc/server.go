@@ -20,7 +20,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -118,8 +117,7 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 		sessions:       make(map[string]*session),
 		perChannel:     make(map[string]int),
 	}
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelDisabled
+	lf := quietLoggers{}
 	s.se.LoggerFactory = lf
 	s.se.SetICEUDPMux(webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), udp))
 	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}

@@ -9,6 +9,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seance-relay/seance/relay"
 )
@@ -23,8 +24,9 @@ const (
 	// skipped.
 	lateAfter = 150 * time.Millisecond
 	// ringSize is how many sent video packets a viewer can retransmit on
-	// NACK (about a second of 2.5 Mbit/s video). It stores references to
-	// the channel's shared payloads, not copies.
+	// NACK (about 3 s of 2.5 Mbit/s video, ~300 packets/s). It stores
+	// references to the channel's shared payloads (16 bytes each), not
+	// copies.
 	ringSize = 1024
 	// srInterval is how often sender reports go out (RFC 3550 6.2: the
 	// browser needs them for lip sync and RTT).
@@ -34,15 +36,14 @@ const (
 	resyncEvery = 2 * time.Second
 )
 
-// sent is one retransmittable packet: where its payload lives in the
-// channel's shared frames and the header it went out with.
+// sent is one retransmittable packet (16 bytes): where its payload lives
+// in the channel's shared frames and the header it went out with. The
+// marker bit is the frame's last packet's; an empty entry has no frame.
 type sent struct {
-	f      *relay.Frame
-	idx    uint16
-	seq    uint16
-	ts     uint32
-	marker bool
-	ok     bool
+	f   *relay.Frame
+	ts  uint32
+	seq uint16
+	idx uint16
 }
 
 // session is one WHEP viewer.
@@ -91,9 +92,13 @@ type session struct {
 	lastASend  time.Time
 	lastATS    uint32
 	dropped    uint64
+	mPackets   prometheus.Counter // the channel's, looked up once
 
+	// ringMu is taken once per frame by the writer, once per NACK by
+	// the RTCP reader.
 	ringMu sync.Mutex
 	ring   [ringSize]sent
+	mNacks prometheus.Counter // owned by the video RTCP reader
 	srMu   sync.Mutex
 	srSent [8]srRecord
 	srNext int
@@ -228,7 +233,8 @@ func (s *session) sendVideo(f *relay.Frame) {
 	if s.vStarted && f.DTS <= s.vLastDTS {
 		return // already sent from the cache (resync)
 	}
-	late := s.replay || time.Since(f.Arrived) > lateAfter
+	now := time.Now()
+	late := s.replay || now.Sub(f.Arrived) > lateAfter
 	switch {
 	case !s.vStarted:
 		if !f.Key {
@@ -245,19 +251,17 @@ func (s *session) sendVideo(f *relay.Frame) {
 	}
 	s.vLastPTS, s.vLastDTS = f.PTS, f.DTS
 	payloads := f.RTPPayloads()
-	now := time.Now()
+	// The frame's packets are retransmittable before they go out.
+	s.ringMu.Lock()
+	for i := range payloads {
+		seq := s.vseq + uint16(i)
+		s.ring[seq%ringSize] = sent{f: f, ts: s.vTS, seq: seq, idx: uint16(i)}
+	}
+	s.ringMu.Unlock()
+	s.hdr = rtp.Header{Version: 2, PayloadType: pt, Timestamp: s.vTS, SSRC: ssrc}
 	for i, p := range payloads {
-		s.hdr = rtp.Header{
-			Version:        2,
-			PayloadType:    pt,
-			SequenceNumber: s.vseq,
-			Timestamp:      s.vTS,
-			SSRC:           ssrc,
-			Marker:         i == len(payloads)-1,
-		}
-		s.ringMu.Lock()
-		s.ring[s.vseq%ringSize] = sent{f: f, idx: uint16(i), seq: s.vseq, ts: s.vTS, marker: s.hdr.Marker, ok: true}
-		s.ringMu.Unlock()
+		s.hdr.SequenceNumber = s.vseq
+		s.hdr.Marker = i == len(payloads)-1
 		s.vseq++
 		if _, err := w.WriteRTP(&s.hdr, p); err != nil {
 			s.end("write_error")
@@ -266,7 +270,7 @@ func (s *session) sendVideo(f *relay.Frame) {
 		s.vPackets++
 		s.vOctets += uint32(len(p))
 	}
-	s.srv.met.packets(s.channel).Add(float64(len(payloads)))
+	s.countPackets(len(payloads))
 	s.lastVSend = now
 	if !s.firstFrame {
 		s.firstFrame = true
@@ -275,13 +279,18 @@ func (s *session) sendVideo(f *relay.Frame) {
 }
 
 func (s *session) sendAudio(f *relay.Frame) {
-	if len(f.Opus) == 0 || !s.vStarted || time.Since(f.Arrived) > lateAfter {
+	if len(f.Opus) == 0 || !s.vStarted {
+		return
+	}
+	now := time.Now()
+	if now.Sub(f.Arrived) > lateAfter {
 		return
 	}
 	w, ssrc, pt, ok := s.audio.binding()
 	if !ok {
 		return
 	}
+	s.hdr = rtp.Header{Version: 2, PayloadType: pt, SSRC: ssrc}
 	for _, p := range f.Opus {
 		if s.aStarted && p.PTS <= s.aLastPTS {
 			continue
@@ -293,7 +302,7 @@ func (s *session) sendAudio(f *relay.Frame) {
 			s.aFirstPTS = p.PTS
 		}
 		ts := s.aBaseTS + uint32(int64(p.PTS-s.aFirstPTS)*48000/int64(time.Second))
-		s.hdr = rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: s.aseq, Timestamp: ts, SSRC: ssrc, Marker: false}
+		s.hdr.SequenceNumber, s.hdr.Timestamp = s.aseq, ts
 		s.aseq++
 		if _, err := w.WriteRTP(&s.hdr, p.Data); err != nil {
 			s.end("write_error")
@@ -303,8 +312,16 @@ func (s *session) sendAudio(f *relay.Frame) {
 		s.aOctets += uint32(len(p.Data))
 		s.lastATS = ts
 	}
-	s.lastASend = time.Now()
-	s.srv.met.packets(s.channel).Add(float64(len(f.Opus)))
+	s.lastASend = now
+	s.countPackets(len(f.Opus))
+}
+
+// countPackets adds to the channel's sent packets (writer goroutine).
+func (s *session) countPackets(n int) {
+	if s.mPackets == nil {
+		s.mPackets = s.srv.met.packets(s.channel)
+	}
+	s.mPackets.Add(float64(n))
 }
 
 // sendReports sends RTCP sender reports (RFC 3550 6.4.1), which browsers
@@ -383,18 +400,21 @@ func (s *session) retransmit(n *rtcp.TransportLayerNack) {
 			s.ringMu.Lock()
 			e := s.ring[seq%ringSize]
 			s.ringMu.Unlock()
-			if !e.ok || e.seq != seq {
+			if e.f == nil || e.seq != seq {
 				continue
 			}
 			payloads := e.f.RTPPayloads()
 			if int(e.idx) >= len(payloads) {
 				continue
 			}
-			hdr = rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: e.ts, SSRC: ssrc, Marker: e.marker}
+			hdr = rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: e.ts, SSRC: ssrc, Marker: int(e.idx) == len(payloads)-1}
 			if _, err := w.WriteRTP(&hdr, payloads[e.idx]); err != nil {
 				return
 			}
-			s.srv.met.nacks(s.channel).Inc()
+			if s.mNacks == nil {
+				s.mNacks = s.srv.met.nacks(s.channel)
+			}
+			s.mNacks.Inc()
 		}
 	}
 }

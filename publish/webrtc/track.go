@@ -3,7 +3,7 @@ package webrtc
 import (
 	"errors"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -20,8 +20,13 @@ type track struct {
 	// the answered ones.
 	want webrtc.PayloadType
 
-	mu     sync.Mutex
-	bound  bool
+	// bound is set by Bind and cleared by Unbind; the writer loads it
+	// once per frame.
+	bound atomic.Pointer[binding]
+}
+
+// binding is what a bound track writes with.
+type binding struct {
 	ssrc   uint32
 	pt     uint8
 	writer webrtc.TrackLocalWriter
@@ -34,9 +39,7 @@ var errNoCodec = errors.New("the viewer's browser accepts none of the stream's c
 func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	for _, c := range ctx.CodecParameters() {
 		if codecMatches(c.RTPCodecCapability, t.codec) && (t.want == 0 || c.PayloadType == t.want) {
-			t.mu.Lock()
-			t.bound, t.ssrc, t.pt, t.writer = true, uint32(ctx.SSRC()), uint8(c.PayloadType), ctx.WriteStream()
-			t.mu.Unlock()
+			t.bound.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), writer: ctx.WriteStream()})
 			return c, nil
 		}
 	}
@@ -45,9 +48,7 @@ func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, e
 
 // Unbind implements webrtc.TrackLocal.
 func (t *track) Unbind(webrtc.TrackLocalContext) error {
-	t.mu.Lock()
-	t.bound, t.writer = false, nil
-	t.mu.Unlock()
+	t.bound.Store(nil)
 	return nil
 }
 
@@ -65,9 +66,11 @@ func (t *track) Kind() webrtc.RTPCodecType { return t.kind }
 
 // binding returns what the session needs to write, once bound.
 func (t *track) binding() (writer webrtc.TrackLocalWriter, ssrc uint32, pt uint8, ok bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.writer, t.ssrc, t.pt, t.bound
+	b := t.bound.Load()
+	if b == nil {
+		return nil, 0, 0, false
+	}
+	return b.writer, b.ssrc, b.pt, true
 }
 
 func codecMatches(a, b webrtc.RTPCodecCapability) bool {
