@@ -30,35 +30,18 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /whip/{channel}", s.post)
 	mux.HandleFunc("OPTIONS /whip/{channel}", func(w http.ResponseWriter, _ *http.Request) {
-		cors(w)
+		pubwebrtc.CORS(w)
 		w.Header().Set("Accept-Post", "application/sdp")
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("PATCH /whip/{channel}/{id}", s.patch)
 	mux.HandleFunc("DELETE /whip/{channel}/{id}", s.delete)
 	mux.HandleFunc("OPTIONS /whip/{channel}/{id}", func(w http.ResponseWriter, _ *http.Request) {
-		cors(w)
+		pubwebrtc.CORS(w)
 		w.Header().Set("Accept-Patch", "application/trickle-ice-sdpfrag")
 		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux
-}
-
-// cors lets a browser page on another origin publish (the token, not the
-// origin, is what authorises it).
-func cors(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, If-Match, Authorization")
-	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch, WWW-Authenticate")
-}
-
-func httpError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, msg+"\n")
 }
 
 // authorized checks the Bearer token in constant time (configs.Secret).
@@ -73,7 +56,7 @@ func authorized(w http.ResponseWriter, r *http.Request, key configs.Secret) bool
 		challenge += `, error="invalid_token"`
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
-	httpError(w, http.StatusUnauthorized, "wrong or missing ingest key: send the channel's ingest key as the Bearer token")
+	pubwebrtc.HTTPError(w, http.StatusUnauthorized, "wrong or missing ingest key: send the channel's ingest key as the Bearer token")
 	return false
 }
 
@@ -89,12 +72,12 @@ func bearer(h string) (string, bool) {
 }
 
 func (s *Server) post(w http.ResponseWriter, r *http.Request) {
-	cors(w)
+	pubwebrtc.CORS(w)
 	name := r.PathValue("channel")
 	ch, key, err := s.channel(name)
 	if err != nil {
 		s.met.sessions.WithLabelValues(resultUnknownChannel).Inc()
-		httpError(w, http.StatusNotFound, "no such channel takes WHIP pushes")
+		pubwebrtc.HTTPError(w, http.StatusNotFound, "no such channel takes WHIP pushes")
 		return
 	}
 	if !authorized(w, r, key) {
@@ -104,7 +87,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/sdp" {
 		s.met.sessions.WithLabelValues(resultBadRequest).Inc()
-		httpError(w, http.StatusUnsupportedMediaType, "the body must be an SDP offer (Content-Type: application/sdp)")
+		pubwebrtc.HTTPError(w, http.StatusUnsupportedMediaType, "the body must be an SDP offer (Content-Type: application/sdp)")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -112,15 +95,15 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		s.met.sessions.WithLabelValues(resultBadRequest).Inc()
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the SDP offer is larger than %d KiB", maxBody>>10))
+			pubwebrtc.HTTPError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the SDP offer is larger than %d KiB", maxBody>>10))
 			return
 		}
-		httpError(w, http.StatusBadRequest, "could not read the SDP offer")
+		pubwebrtc.HTTPError(w, http.StatusBadRequest, "could not read the SDP offer")
 		return
 	}
 	if len(body) == 0 {
 		s.met.sessions.WithLabelValues(resultBadRequest).Inc()
-		httpError(w, http.StatusBadRequest, "empty SDP offer")
+		pubwebrtc.HTTPError(w, http.StatusBadRequest, "empty SDP offer")
 		return
 	}
 	answer, id, err := s.createSession(ch, string(body), r.RemoteAddr)
@@ -129,26 +112,26 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrBusy), errors.Is(err, relay.ErrChannelBusy):
 		s.met.sessions.WithLabelValues(resultBusy).Inc()
 		s.log.Warn().Str("channel", name).Str("remote", r.RemoteAddr).Msg("WHIP publisher refused: the channel already has a live publisher")
-		httpError(w, http.StatusConflict, "the channel already has a live publisher")
+		pubwebrtc.HTTPError(w, http.StatusConflict, "the channel already has a live publisher")
 		return
 	case errors.Is(err, ErrNoH264):
 		s.met.sessions.WithLabelValues(resultUnsupported).Inc()
 		s.log.Warn().Str("channel", name).Str("remote", r.RemoteAddr).Err(err).Msg("WHIP publisher refused")
-		httpError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), ErrBadOffer.Error()+": "))
+		pubwebrtc.HTTPError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), ErrBadOffer.Error()+": "))
 		return
 	case errors.Is(err, ErrBadOffer):
 		s.met.sessions.WithLabelValues(resultBadRequest).Inc()
-		httpError(w, http.StatusBadRequest, err.Error())
+		pubwebrtc.HTTPError(w, http.StatusBadRequest, err.Error())
 		return
 	case errors.Is(err, ErrShuttingDown):
 		s.met.sessions.WithLabelValues(resultUnavailable).Inc()
 		w.Header().Set("Retry-After", "5")
-		httpError(w, http.StatusServiceUnavailable, "the server is restarting: try again shortly")
+		pubwebrtc.HTTPError(w, http.StatusServiceUnavailable, "the server is restarting: try again shortly")
 		return
 	default:
 		s.met.sessions.WithLabelValues(resultError).Inc()
 		s.log.Error().Err(err).Str("channel", name).Msg("WHIP session failed")
-		httpError(w, http.StatusInternalServerError, "could not start the session")
+		pubwebrtc.HTTPError(w, http.StatusInternalServerError, "could not start the session")
 		return
 	}
 	s.met.sessions.WithLabelValues(resultAccepted).Inc()
@@ -164,10 +147,10 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 
 // sessionFor authorises a request on a session URL and returns the session.
 func (s *Server) sessionFor(w http.ResponseWriter, r *http.Request) (*session, bool) {
-	cors(w)
+	pubwebrtc.CORS(w)
 	_, key, err := s.channel(r.PathValue("channel"))
 	if err != nil {
-		httpError(w, http.StatusNotFound, "no such session")
+		pubwebrtc.HTTPError(w, http.StatusNotFound, "no such session")
 		return nil, false
 	}
 	if !authorized(w, r, key) {
@@ -175,7 +158,7 @@ func (s *Server) sessionFor(w http.ResponseWriter, r *http.Request) (*session, b
 	}
 	sess, err := s.session(r.PathValue("channel"), r.PathValue("id"))
 	if err != nil {
-		httpError(w, http.StatusNotFound, "no such session")
+		pubwebrtc.HTTPError(w, http.StatusNotFound, "no such session")
 		return nil, false
 	}
 	return sess, true

@@ -18,16 +18,16 @@ import (
 // publishers share it.
 func PatchTrickle(w http.ResponseWriter, r *http.Request, pc *webrtc.PeerConnection, etag string) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/trickle-ice-sdpfrag" {
-		httpError(w, http.StatusUnsupportedMediaType, "the body must be an SDP fragment (Content-Type: application/trickle-ice-sdpfrag)")
+		HTTPError(w, http.StatusUnsupportedMediaType, "the body must be an SDP fragment (Content-Type: application/trickle-ice-sdpfrag)")
 		return
 	}
 	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != `"`+etag+`"` {
-		httpError(w, http.StatusPreconditionFailed, "the ETag does not match this session")
+		HTTPError(w, http.StatusPreconditionFailed, "the ETag does not match this session")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		httpError(w, http.StatusRequestEntityTooLarge, "fragment too large")
+		HTTPError(w, http.StatusRequestEntityTooLarge, "fragment too large")
 		return
 	}
 	mid := ""
@@ -36,7 +36,7 @@ func PatchTrickle(w http.ResponseWriter, r *http.Request, pc *webrtc.PeerConnect
 		switch {
 		case strings.HasPrefix(line, "a=ice-ufrag:"):
 			if remote := pc.RemoteDescription(); remote != nil && !strings.Contains(remote.SDP, line) {
-				httpError(w, http.StatusUnprocessableEntity, "ICE restart is not supported: start a new session")
+				HTTPError(w, http.StatusUnprocessableEntity, "ICE restart is not supported: start a new session")
 				return
 			}
 		case strings.HasPrefix(line, "a=mid:"):
@@ -48,7 +48,7 @@ func PatchTrickle(w http.ResponseWriter, r *http.Request, pc *webrtc.PeerConnect
 				c.SDPMid = &m
 			}
 			if err := pc.AddICECandidate(c); err != nil {
-				httpError(w, http.StatusBadRequest, "bad ICE candidate")
+				HTTPError(w, http.StatusBadRequest, "bad ICE candidate")
 				return
 			}
 		}

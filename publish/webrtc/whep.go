@@ -34,7 +34,7 @@ func (s *Server) Handler(iceServers []ICEServer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /whep/{channel}", func(w http.ResponseWriter, r *http.Request) { s.post(w, r, links) })
 	mux.HandleFunc("OPTIONS /whep/{channel}", func(w http.ResponseWriter, r *http.Request) {
-		cors(w)
+		CORS(w)
 		w.Header().Set("Accept-Post", "application/sdp")
 		for _, l := range links {
 			w.Header().Add("Link", l)
@@ -44,36 +44,19 @@ func (s *Server) Handler(iceServers []ICEServer) http.Handler {
 	mux.HandleFunc("PATCH /whep/{channel}/{id}", s.patch)
 	mux.HandleFunc("DELETE /whep/{channel}/{id}", s.delete)
 	mux.HandleFunc("OPTIONS /whep/{channel}/{id}", func(w http.ResponseWriter, r *http.Request) {
-		cors(w)
+		CORS(w)
 		w.Header().Set("Accept-Patch", "application/trickle-ice-sdpfrag")
 		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux
 }
 
-// cors lets a commune's own website embed the player from another origin.
-// No credentials are involved: viewers are anonymous.
-func cors(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, If-Match, Authorization")
-	h.Set("Access-Control-Expose-Headers", "Location, ETag, Link, Accept-Patch, Retry-After")
-}
-
-func httpError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, msg+"\n")
-}
-
 func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
-	cors(w)
+	CORS(w)
 	channel := r.PathValue("channel")
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/sdp" {
 		s.met.refused.WithLabelValues("bad_request").Inc()
-		httpError(w, http.StatusUnsupportedMediaType, "the body must be an SDP offer (Content-Type: application/sdp)")
+		HTTPError(w, http.StatusUnsupportedMediaType, "the body must be an SDP offer (Content-Type: application/sdp)")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -81,27 +64,27 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
 		s.met.refused.WithLabelValues("bad_request").Inc()
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the SDP offer is larger than %d KiB", maxBody>>10))
+			HTTPError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the SDP offer is larger than %d KiB", maxBody>>10))
 			return
 		}
-		httpError(w, http.StatusBadRequest, "could not read the SDP offer")
+		HTTPError(w, http.StatusBadRequest, "could not read the SDP offer")
 		return
 	}
 	if len(body) == 0 {
 		s.met.refused.WithLabelValues("bad_request").Inc()
-		httpError(w, http.StatusBadRequest, "empty SDP offer")
+		HTTPError(w, http.StatusBadRequest, "empty SDP offer")
 		return
 	}
 	answer, id, err := s.CreateSession(channel, string(body))
 	switch {
 	case err == nil:
 	case errors.Is(err, relay.ErrChannelNotFound):
-		httpError(w, http.StatusNotFound, "no such channel")
+		HTTPError(w, http.StatusNotFound, "no such channel")
 		return
 	case errors.Is(err, ErrNotLive):
 		s.met.refused.WithLabelValues("not_live").Inc()
 		w.Header().Set("Retry-After", "5")
-		httpError(w, http.StatusConflict, "the session has not started yet")
+		HTTPError(w, http.StatusConflict, "the session has not started yet")
 		return
 	case errors.Is(err, ErrChannelFull), errors.Is(err, ErrServerFull):
 		reason := "channel_full"
@@ -110,15 +93,15 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
 		}
 		s.met.refused.WithLabelValues(reason).Inc()
 		w.Header().Set("Retry-After", "30")
-		httpError(w, http.StatusServiceUnavailable, "too many viewers right now: try again shortly")
+		HTTPError(w, http.StatusServiceUnavailable, "too many viewers right now: try again shortly")
 		return
 	case errors.Is(err, ErrBadOffer):
 		s.met.refused.WithLabelValues("bad_request").Inc()
-		httpError(w, http.StatusBadRequest, err.Error())
+		HTTPError(w, http.StatusBadRequest, err.Error())
 		return
 	default:
 		s.log.Error().Err(err).Str("channel", channel).Msg("WHEP session failed")
-		httpError(w, http.StatusInternalServerError, "could not start the session")
+		HTTPError(w, http.StatusInternalServerError, "could not start the session")
 		return
 	}
 	h := w.Header()
@@ -137,20 +120,20 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
 // patch takes trickled ICE candidates (RFC 8840 fragments). ICE restarts
 // are not supported (the client makes a new session instead).
 func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
-	cors(w)
+	CORS(w)
 	sess, err := s.session(r.PathValue("channel"), r.PathValue("id"))
 	if err != nil {
-		httpError(w, http.StatusNotFound, "no such session")
+		HTTPError(w, http.StatusNotFound, "no such session")
 		return
 	}
 	PatchTrickle(w, r, sess.pc, sess.id)
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
-	cors(w)
+	CORS(w)
 	sess, err := s.session(r.PathValue("channel"), r.PathValue("id"))
 	if err != nil {
-		httpError(w, http.StatusNotFound, "no such session")
+		HTTPError(w, http.StatusNotFound, "no such session")
 		return
 	}
 	sess.end("deleted")
