@@ -24,6 +24,8 @@ type Config struct {
 	RTSP RTSP `yaml:"rtsp"`
 	// WebRTC sets the ICE transport of WebRTC sessions (WHEP viewers, WHIP).
 	WebRTC WebRTC `yaml:"webrtc"`
+	// HLS sets the HLS output of every live channel (/hls/{channel}/index.m3u8).
+	HLS HLS `yaml:"hls"`
 	// Channels are the streams seance relays, one per council (or room). None
 	// is valid: the server then serves nothing live.
 	Channels []Channel `yaml:"channels"`
@@ -95,6 +97,34 @@ type WebRTC struct {
 	ICEServers []ICEServer `yaml:"ice_servers"`
 }
 
+// HLS variants.
+const (
+	// HLSLowLatency is Apple's Low-Latency HLS (fMP4 parts, blocking
+	// playlist reloads); players that do not know it play it as fMP4 HLS.
+	HLSLowLatency = "low_latency"
+	// HLSFMP4 is HLS with fMP4 segments.
+	HLSFMP4 = "fmp4"
+	// HLSMPEGTS is HLS with MPEG-TS segments, for old players.
+	HLSMPEGTS = "mpegts"
+)
+
+// HLS sets the HLS output.
+type HLS struct {
+	// Enabled serves every live channel at /hls/{channel}/index.m3u8 on the
+	// public server. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Variant is low_latency (default), fmp4 or mpegts.
+	Variant string `yaml:"variant"`
+	// SegmentCount is how many segments the live playlist lists. Default 7,
+	// at least 3 (7 for low_latency).
+	SegmentCount int `yaml:"segment_count"`
+	// SegmentDuration is the minimum segment length; a segment ends at the
+	// first keyframe after it. Default 1s.
+	SegmentDuration Duration `yaml:"segment_duration"`
+	// PartDuration is the length of a low-latency part. Default 200ms.
+	PartDuration Duration `yaml:"part_duration"`
+}
+
 // ICEServer is one STUN or TURN server, as in the W3C RTCIceServer dictionary.
 type ICEServer struct {
 	// URLs are stun:, stuns:, turn: or turns: URLs. At least one.
@@ -123,6 +153,12 @@ type Channel struct {
 	Destinations []Destination `yaml:"destinations"`
 	// Record sets the archive recording.
 	Record Record `yaml:"record"`
+	// Replay is ReplayPublic to let citizens replay the channel's recordings
+	// from its watch page, or ReplayOff (default). Public needs Record.
+	Replay string `yaml:"replay"`
+	// Slate is what destinations and viewers see while the publisher is gone
+	// within the grace period.
+	Slate Slate `yaml:"slate"`
 	// MaxViewers bounds the channel's WebRTC viewers. Default 0: only the
 	// server's limit applies.
 	MaxViewers int `yaml:"max_viewers"`
@@ -293,7 +329,37 @@ type Record struct {
 	// Enabled turns recording on while the channel is live. Default false.
 	Enabled bool `yaml:"enabled"`
 	// Dir is the directory recordings are written to; required when Enabled.
+	// Channels may share it: file names start with the channel's name.
 	Dir string `yaml:"dir"`
+	// Segment is the longest a recording file runs before the next one
+	// starts (at a keyframe). Default 1h; 1m to 24h.
+	Segment Duration `yaml:"segment"`
+	// MaxAge deletes the channel's recordings older than this. Default 0:
+	// kept whatever their age.
+	MaxAge Duration `yaml:"max_age"`
+	// MaxSize deletes the channel's oldest recordings while their total
+	// size is over it, e.g. "50GiB". Default 0: no limit.
+	MaxSize ByteSize `yaml:"max_size"`
+}
+
+// Replay values of a Channel.
+const (
+	// ReplayOff keeps recordings for IT staff only (the admin API).
+	ReplayOff = "off"
+	// ReplayPublic lists the channel's recordings on its watch page.
+	ReplayPublic = "public"
+)
+
+// Slate sets the picture shown while a channel's publisher is gone.
+type Slate struct {
+	// Enabled sends the slate (picture and silence) to destinations and
+	// viewers during an interruption, so YouTube keeps the broadcast and
+	// viewers see why. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Image is a PNG or JPEG file rendered into the slate at the stream's
+	// size and frame rate at startup (needs ffmpeg). Default: the built-in
+	// bilingual slate.
+	Image string `yaml:"image"`
 }
 
 // Defaults of the keys a file leaves out.
@@ -301,6 +367,7 @@ const (
 	defaultGrace   = Duration(30 * time.Second)
 	maxGrace       = Duration(24 * time.Hour)
 	defaultUDPPort = 8189
+	defaultSegment = Duration(time.Hour)
 )
 
 // defaults returns the configuration Parse decodes a file over: the keys a file
@@ -313,12 +380,21 @@ func defaults() *Config {
 		RTMP:   RTMP{Listen: ":1935"},
 		RTSP:   RTSP{Listen: ":8554"},
 		WebRTC: WebRTC{UDPPort: defaultUDPPort, MaxViewers: 1000},
+		HLS: HLS{
+			Enabled: true, Variant: HLSLowLatency, SegmentCount: 7,
+			SegmentDuration: Duration(time.Second), PartDuration: Duration(200 * time.Millisecond),
+		},
 	}
 }
 
 // setDefaults gives a channel read from a list its defaults before its keys
 // are decoded over them.
-func (c *Channel) setDefaults() { c.Grace = defaultGrace }
+func (c *Channel) setDefaults() {
+	c.Grace = defaultGrace
+	c.Replay = ReplayOff
+	c.Slate.Enabled = true
+	c.Record.Segment = defaultSegment
+}
 
 // setDefaults gives a destination read from a list its defaults.
 func (d *Destination) setDefaults() { d.Start = StartAuto }
@@ -330,6 +406,12 @@ func (c *Config) fill() {
 		ch := &c.Channels[i]
 		if ch.Title == "" {
 			ch.Title = ch.Name
+		}
+		if ch.Replay == "" {
+			ch.Replay = ReplayOff
+		}
+		if ch.Record.Segment == 0 {
+			ch.Record.Segment = defaultSegment
 		}
 		for j := range ch.Destinations {
 			if ch.Destinations[j].Start == "" {

@@ -36,7 +36,10 @@ type decoder struct {
 // Destination): a new element gets them before its keys are decoded.
 type defaulter interface{ setDefaults() }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType = reflect.TypeFor[Duration]()
+	byteSizeType = reflect.TypeFor[ByteSize]()
+)
 
 func (d *decoder) fail(path, msg string) {
 	d.errs = append(d.errs, &problem{path: path, msg: msg})
@@ -72,6 +75,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 			return
 		}
 		v.Set(reflect.ValueOf(dur))
+	case t == byteSizeType:
+		s, ok := d.scalar(n, path, `a size like "50GiB"`)
+		if !ok {
+			return
+		}
+		size, err := parseByteSize(s)
+		if err != nil {
+			d.fail(path, d.show(path, strconv.Quote(s))+" "+err.Error())
+			return
+		}
+		v.Set(reflect.ValueOf(size))
 	case t.Kind() == reflect.Struct:
 		d.decodeStruct(n, v, path, depth)
 	case t.Kind() == reflect.Slice:

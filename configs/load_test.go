@@ -123,11 +123,13 @@ channels:
 		{
 			Name: "a", Title: "a", Ingest: Ingest{Pull: "rtsp://u:p@cam.lan/stream"}, Grace: 0,
 			Destinations: []Destination{{Name: "yt", URL: "rtmps://a.rtmps.youtube.com/live2", Key: "k", Start: StartManual}},
+			Replay:       ReplayOff, Slate: Slate{Enabled: true}, Record: Record{Segment: defaultSegment},
 		},
 		{
 			Name: "b", Title: "Conseil", Ingest: Ingest{Key: Secret(testEnv["BOURG_INGEST_KEY"])}, Grace: Duration(90 * time.Second),
 			Destinations: []Destination{{Name: "yt", URL: "rtmp://b.rtmp.youtube.com/live2?backup=1", Key: "k", Start: StartManual}},
-			Record:       Record{Enabled: true, Dir: "/srv/rec"},
+			Record:       Record{Enabled: true, Dir: "/srv/rec", Segment: defaultSegment},
+			Replay:       ReplayOff, Slate: Slate{Enabled: true},
 		},
 	}
 	require.Equal(t, want, cfg)
@@ -194,6 +196,7 @@ func TestDefault(t *testing.T) {
 	want := defaults()
 	want.Channels = []Channel{{
 		Name: "demo", Title: "Démonstration seance", Ingest: Ingest{Demo: true}, Grace: defaultGrace,
+		Replay: ReplayOff, Slate: Slate{Enabled: true}, Record: Record{Segment: defaultSegment},
 	}}
 	require.Equal(t, want, cfg)
 	require.NotSame(t, cfg, Default())

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks the configuration and returns every problem it finds, joined
@@ -92,6 +93,9 @@ func (c *Config) validate(tainted map[string][]string) []error {
 	}
 	v.frameAncestors(c.Public.FrameAncestors)
 	v.webRTC(&c.WebRTC)
+	if c.HLS.Enabled {
+		v.hls(&c.HLS)
+	}
 
 	seen := make(map[string]int, len(c.Channels))
 	for i := range c.Channels {
@@ -248,6 +252,43 @@ func (v *validator) channel(path string, ch *Channel) {
 	}
 	if ch.Record.Enabled && ch.Record.Dir == "" {
 		v.add(path+".record.dir", "must be set when record.enabled is true")
+	}
+	if seg := ch.Record.Segment; ch.Record.Enabled && seg < Duration(time.Minute) || seg > Duration(24*time.Hour) {
+		v.add(path+".record.segment", "must be between 1m and 24h (got %s)",
+			showValue(v.tainted, path+".record.segment", seg.String()))
+	}
+	if ch.Record.MaxAge < 0 {
+		v.add(path+".record.max_age", "must not be negative: 0 keeps recordings whatever their age")
+	}
+	switch ch.Replay {
+	case ReplayOff:
+	case ReplayPublic:
+		if !ch.Record.Enabled {
+			v.add(path+".replay", "public needs record.enabled: true (replays are the recordings)")
+		}
+	default:
+		v.add(path+".replay", "%s is not valid: use public or off", v.show(path+".replay", ch.Replay))
+	}
+}
+
+func (v *validator) hls(h *HLS) {
+	switch h.Variant {
+	case HLSLowLatency, HLSFMP4, HLSMPEGTS:
+	default:
+		v.add("hls.variant", "%s is not valid: use low_latency, fmp4 or mpegts", v.show("hls.variant", h.Variant))
+	}
+	minSegments := 3
+	if h.Variant == HLSLowLatency {
+		minSegments = 7
+	}
+	if h.SegmentCount < minSegments {
+		v.add("hls.segment_count", "must be at least %d for variant %s (got %d)", minSegments, h.Variant, h.SegmentCount)
+	}
+	if h.SegmentDuration < Duration(100*time.Millisecond) || h.SegmentDuration > Duration(30*time.Second) {
+		v.add("hls.segment_duration", "must be between 100ms and 30s (got %s)", h.SegmentDuration)
+	}
+	if h.PartDuration < Duration(50*time.Millisecond) || h.PartDuration > h.SegmentDuration {
+		v.add("hls.part_duration", "must be between 50ms and segment_duration (got %s)", h.PartDuration)
 	}
 }
 

@@ -361,6 +361,31 @@ channels:
 		want: "channels[0].record.dir: must be set when record.enabled is true",
 	},
 	{
+		name: "record, replay and sizes",
+		yaml: "channels:\n  - name: a\n    ingest: {demo: true}\n    replay: public\n" +
+			"  - name: b\n    ingest: {demo: true}\n    replay: yes\n" +
+			"    record: {enabled: true, dir: /r, segment: 10s, max_age: -1h, max_size: lots}\n",
+		want: `channels[1].record.max_size: "lots" is not a size: use a number and a unit, e.g. "500MB" or "50GiB"`,
+	},
+	{
+		name: "record and replay values",
+		yaml: "channels:\n  - name: a\n    ingest: {demo: true}\n    replay: public\n" +
+			"  - name: b\n    ingest: {demo: true}\n    replay: \"yes\"\n" +
+			"    record: {enabled: true, dir: /r, segment: 10s, max_age: -1h}\n",
+		want: "channels[0].replay: public needs record.enabled: true (replays are the recordings)\n" +
+			"channels[1].record.segment: must be between 1m and 24h (got 10s)\n" +
+			"channels[1].record.max_age: must not be negative: 0 keeps recordings whatever their age\n" +
+			`channels[1].replay: "yes" is not valid: use public or off`,
+	},
+	{
+		name: "hls",
+		yaml: "hls: {variant: dash, segment_count: 2, segment_duration: 1m, part_duration: 1ms}\n",
+		want: `hls.variant: "dash" is not valid: use low_latency, fmp4 or mpegts` + "\n" +
+			"hls.segment_count: must be at least 3 for variant dash (got 2)\n" +
+			"hls.segment_duration: must be between 100ms and 30s (got 1m0s)\n" +
+			"hls.part_duration: must be between 50ms and segment_duration (got 1ms)",
+	},
+	{
 		name: "several problems from env",
 		yaml: "log: {level: \"${BAD_LEVEL}\"}\nwebrtc: {udp_port: \"${BAD_PORT}\"}\n",
 		want: "webrtc.udp_port: the value of ${BAD_PORT} is not a whole number",
