@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,9 @@ type ChannelConfig struct {
 	// Grace is how long a publisher may be gone before the session ends.
 	// Zero ends the session as soon as the publisher leaves.
 	Grace time.Duration
+	// Slate supplies the picture and silence sent while the publisher is
+	// gone within the grace period; nil sends nothing (sinks wait).
+	Slate SlateSource
 }
 
 // maxGOPFrames bounds the keyframe cache: a publisher with a pathological
@@ -58,6 +62,11 @@ type Channel struct {
 	cfg ChannelConfig
 	log zerolog.Logger
 	met *channelMetrics
+
+	// pub serialises the writers of frames (the publisher's session and
+	// the slate), so that frames reach sinks in timeline order when one
+	// takes over from the other. Taken before mu, never while holding it.
+	pub sync.Mutex
 
 	mu       sync.Mutex
 	state    State
@@ -74,6 +83,11 @@ type Channel struct {
 	health   health
 	closed   bool
 
+	slate       *slateRun      // the slate on air, nil when none
+	slateWG     sync.WaitGroup // the goroutines sending slates
+	measuredFPS float64        // live frame rate measured at the last tick
+	prepared    *SlateParams   // last parameters given to cfg.Slate.Prepare
+
 	opusUsers atomic.Int32
 	opus      opusState
 	kf        keyframeState
@@ -89,6 +103,7 @@ func newChannel(cfg ChannelConfig, log zerolog.Logger, m *Metrics) *Channel {
 		kf:      keyframeState{requests: make(chan struct{}, 1)},
 	}
 	c.met.live.Set(0)
+	c.met.slateActive.Set(0)
 	return c
 }
 
@@ -164,7 +179,15 @@ func (c *Channel) Publish(info PublisherInfo, tracks Tracks) (*Session, error) {
 	c.session = s
 	c.pubInfo = info
 	c.tracks = &tracks
-	if resumed {
+	switch {
+	case resumed && c.slate != nil:
+		// The slate stays on air until the new publisher's first
+		// keyframe (Session.publish): sinks see no gap and no P-frame
+		// that references a picture they never got.
+		s.awaitKey = true
+		c.health.Reconnects++
+		c.met.reconnects.Inc()
+	case resumed:
 		c.tl.newSession()
 		// The new publisher's first frames may not be a keyframe; sinks
 		// must not get P-frames that reference the old publisher's
@@ -173,17 +196,21 @@ func (c *Channel) Publish(info PublisherInfo, tracks Tracks) (*Session, error) {
 		c.gop = c.gop[:0]
 		c.health.Reconnects++
 		c.met.reconnects.Inc()
-	} else {
+	default:
 		c.health = health{startedAt: time.Now()}
 		c.tl = timeline{}
+		c.measuredFPS = 0
 	}
-	// Subscriptions still open from before (waiting through the grace
-	// period, or not yet closed after the last session ended) must start
-	// again from a keyframe.
-	for _, sub := range c.subs {
-		sub.wait.Store(waitStart)
+	if !s.awaitKey {
+		// Subscriptions still open from before (waiting through the
+		// grace period, or not yet closed after the last session ended)
+		// must start again from a keyframe.
+		for _, sub := range c.subs {
+			sub.wait.Store(waitStart)
+		}
 	}
 	c.health.onPublish(info, &tracks)
+	c.prepareSlateLocked()
 	c.met.m.publishers.WithLabelValues(c.cfg.Name, protocolLabel(info.Protocol)).Inc()
 	c.setStateLocked(StateLive)
 	if resumed {
@@ -241,6 +268,7 @@ func (c *Channel) unpublish(s *Session) {
 	c.grace = time.AfterFunc(c.cfg.Grace, func() { c.graceExpired(gen) })
 	c.log.Warn().Str("grace", c.cfg.Grace.String()).
 		Msg("publisher left: waiting for it to come back before ending the session")
+	c.startSlateLocked()
 }
 
 func (c *Channel) graceExpired(gen uint64) {
@@ -259,6 +287,7 @@ func (c *Channel) endLocked() {
 		c.grace = nil
 	}
 	c.graceGen++
+	c.stopSlateLocked("slate off air: the session ended")
 	c.gop = nil
 	c.tracks = nil
 	c.tl = timeline{}
@@ -276,12 +305,13 @@ func (c *Channel) endLocked() {
 // waiting sinks see StateIdle and close their connections cleanly.
 func (c *Channel) close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
 	c.session = nil
 	if c.state != StateIdle {
 		c.endLocked()
 	}
+	c.mu.Unlock()
+	c.slateWG.Wait()
 }
 
 // SetGrace changes the grace period of the publishers that leave from now
@@ -316,6 +346,13 @@ func (c *Channel) tick(now time.Time) {
 	}
 	c.met.liveSeconds.Add(1)
 	c.health.tick(now, c.session != nil)
+	if fps := c.health.FPS; c.session != nil && c.slate == nil && fps > 0 &&
+		math.Abs(fps-c.measuredFPS) > c.measuredFPS/10 {
+		// Only a real change of rate counts, not the jitter of a
+		// one-second window.
+		c.measuredFPS = fps
+		c.prepareSlateLocked()
+	}
 	c.met.bitrate.Set(c.health.Bitrate)
 	c.met.fps.Set(c.health.FPS)
 	c.met.keyint.Set(c.health.KeyframeInterval)

@@ -21,7 +21,10 @@ type Health struct {
 	BFrames          bool       `json:"b_frames"`
 	TimestampJumps   uint64     `json:"timestamp_jumps"`
 	Reconnects       uint64     `json:"publisher_reconnects"`
-	Warnings         []string   `json:"warnings"`
+	// Slate is true while the slate is on air (the publisher is gone, or
+	// back but its first keyframe has not come yet).
+	Slate    bool     `json:"slate"`
+	Warnings []string `json:"warnings"`
 }
 
 // audioInfo is what the AudioSpecificConfig says about an audio track.

@@ -46,7 +46,10 @@ type Frame struct {
 	// AU is one raw AAC access unit (audio only).
 	AU []byte
 	// Tracks is the channel's track description in force for this frame.
-	// It changes (new pointer) when the publisher changes parameters.
+	// It changes (new pointer) when the publisher changes parameters, and
+	// while the slate is on air: slate frames carry the slate's VideoTrack
+	// (its own SPS/PPS, maybe another size) with the live AudioTrack (the
+	// same pointer, same configuration).
 	Tracks *Tracks
 	// Arrived is when the relay received the frame; sinks use it to tell
 	// cached frames (fast start) from live ones.

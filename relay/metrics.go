@@ -50,6 +50,8 @@ type Metrics struct {
 	liveSeconds *prometheus.CounterVec
 	publishers  *prometheus.CounterVec
 	transcode   *prometheus.CounterVec
+	slateActive *prometheus.GaugeVec
+	slateSecs   *prometheus.CounterVec
 }
 
 // NewMetrics registers the relay's metrics on reg.
@@ -108,6 +110,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "seance_transcode_frames_total",
 			Help: "Audio frames transcoded for WebRTC viewers (AAC to Opus), by result (ok, error). Errors are skipped frames.",
 		}, []string{"channel", "result"}),
+		slateActive: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "seance_slate_active",
+			Help: "1 while the channel sends its slate (picture and silence) because the publisher is gone, else 0.",
+		}, []string{"channel"}),
+		slateSecs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "seance_slate_seconds_total",
+			Help: "Seconds of slate sent in place of the publisher's stream.",
+		}, []string{"channel"}),
 	}
 }
 
@@ -129,6 +139,8 @@ type channelMetrics struct {
 
 	transcodeFrames prometheus.Counter
 	transcodeErrors prometheus.Counter
+	slateActive     prometheus.Gauge
+	slateSeconds    prometheus.Counter
 }
 
 func (m *Metrics) forChannel(name string) *channelMetrics {
@@ -146,6 +158,8 @@ func (m *Metrics) forChannel(name string) *channelMetrics {
 
 		transcodeFrames: m.transcode.WithLabelValues(name, "ok"),
 		transcodeErrors: m.transcode.WithLabelValues(name, "error"),
+		slateActive:     m.slateActive.WithLabelValues(name),
+		slateSeconds:    m.slateSecs.WithLabelValues(name),
 	}
 	for _, k := range []Kind{KindVideo, KindAudio} {
 		cm.bytes[k] = m.bytes.WithLabelValues(name, k.String())

@@ -21,6 +21,10 @@ type Session struct {
 	// the channel must not transcode AAC to Opus. Written and read on the
 	// publisher's goroutine only.
 	opusIn bool
+	// awaitKey: the session took over an interrupted channel whose slate
+	// is on air; its frames are dropped until its first keyframe. Under
+	// Channel.mu.
+	awaitKey bool
 }
 
 // Close ends the publisher's hold. Within the channel's grace period a new
@@ -90,6 +94,7 @@ func (s *Session) WriteH264(pts, dts time.Duration, nalus [][]byte) {
 		}
 		c.tracks = &Tracks{Video: &v, Audio: tr.Audio}
 		c.health.onTracks(c.tracks)
+		c.prepareSlateLocked()
 		tr = c.tracks
 	}
 	c.mu.Unlock()
@@ -169,9 +174,12 @@ func (s *Session) WriteAACWithOpus(pts time.Duration, au []byte, opus []OpusPack
 
 // publish places the frame on the channel timeline, caches it and fans it
 // out. The lock is held only for bookkeeping; delivery happens outside it
-// and never blocks.
+// and never blocks. c.pub keeps the order of frames between this
+// publisher and the slate it takes over from.
 func (s *Session) publish(f *Frame, size int) {
 	c := s.c
+	c.pub.Lock()
+	defer c.pub.Unlock()
 	c.mu.Lock()
 	if c.session != s {
 		c.mu.Unlock()
@@ -180,6 +188,20 @@ func (s *Session) publish(f *Frame, size int) {
 	if f.Kind == KindAudio && c.tracks.Audio == nil {
 		c.mu.Unlock()
 		return
+	}
+	if s.awaitKey {
+		// A publisher back within the grace period takes over from the
+		// slate at its first keyframe; what it sends before that could
+		// not be decoded, and the slate goes on meanwhile.
+		if f.Kind != KindVideo || !f.Key {
+			c.mu.Unlock()
+			c.met.bytes[f.Kind].Add(float64(size))
+			c.met.frames[f.Kind].Inc()
+			return
+		}
+		s.awaitKey = false
+		c.stopSlateLocked("publisher back: the live picture resumes at its first keyframe")
+		c.tl.newSession()
 	}
 	if f.Tracks == nil {
 		f.Tracks = c.tracks
@@ -198,16 +220,25 @@ func (s *Session) publish(f *Frame, size int) {
 	c.health.onFrame(f, size, jump)
 	c.mu.Unlock()
 
+	c.met.bytes[f.Kind].Add(float64(size))
+	c.met.frames[f.Kind].Inc()
+	c.deliver(f, !s.opusIn, func() bool { return c.session == s })
+}
+
+// deliver transcodes f if a sink wants Opus, caches it and pushes it to
+// every subscriber, unless still reports (under c.mu) that its writer lost
+// the channel meanwhile. The caller holds c.pub, not c.mu.
+func (c *Channel) deliver(f *Frame, transcode bool, still func() bool) bool {
 	// Transcoding happens before the frame is visible to any sink, so
 	// the frame is immutable once shared.
-	if f.Kind == KindAudio && !s.opusIn && c.opusUsers.Load() > 0 {
+	if f.Kind == KindAudio && transcode && c.opusUsers.Load() > 0 {
 		c.toOpus(f)
 	}
 
 	c.mu.Lock()
-	if c.session != s {
+	if !still() {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	switch {
 	case f.Kind == KindVideo && f.Key:
@@ -222,9 +253,8 @@ func (s *Session) publish(f *Frame, size int) {
 	subs := c.subs
 	c.mu.Unlock()
 
-	c.met.bytes[f.Kind].Add(float64(size))
-	c.met.frames[f.Kind].Inc()
 	for _, sub := range subs {
 		sub.push(f)
 	}
+	return true
 }
