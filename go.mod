@@ -3,6 +3,7 @@ module github.com/seance-relay/seance
 go 1.26.8
 
 require (
+	github.com/abema/go-mp4 v1.7.3
 	github.com/bluenviron/gortmplib v1.0.2
 	github.com/bluenviron/gortsplib/v4 v4.16.2
 	github.com/bluenviron/mediacommon/v2 v2.9.5
@@ -22,7 +23,6 @@ require (
 )
 
 require (
-	github.com/abema/go-mp4 v1.7.3 // indirect
 	github.com/asticode/go-astikit v0.30.0 // indirect
 	github.com/asticode/go-astits v1.16.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -1,14 +1,17 @@
 package rtmp
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/abema/go-mp4"
 	"github.com/bluenviron/gortmplib"
 	"github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/gortmplib/pkg/message"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 
 	"github.com/seance-relay/seance/relay"
 )
@@ -16,8 +19,6 @@ import (
 // connectTimeout bounds DNS, TCP, TLS and the RTMP handshake up to the
 // server's answer to publish.
 const connectTimeout = 10 * time.Second
-
-var errTracksChanged = errors.New("the publisher changed its video parameters: reconnecting to send them")
 
 // runOnce subscribes (unless sub, which it then owns, is already
 // subscribed), connects, and streams until the channel ends (nil), ctx is
@@ -89,10 +90,16 @@ func (d *Destination) runOnce(ctx context.Context, sub *relay.Subscription) erro
 	_, changed := d.ch.State()
 	f := first
 	for {
-		if f.Tracks != tracks && !sameVideo(f.Tracks, tracks) {
-			return errTracksChanged
-		}
 		_ = nc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
+		if f.Tracks != tracks && f.Tracks != nil {
+			// New parameters (the slate, or a publisher back with other
+			// encoder settings): announced on the same connection, so
+			// YouTube sees one broadcast.
+			if err := writeSequenceHeaders(client, tracks, f.Tracks, f.DTS-base); err != nil {
+				return d.wrap("send new stream headers", err)
+			}
+			tracks = f.Tracks
+		}
 		if err := writeFrame(client, f, base); err != nil {
 			return d.wrap("send", err)
 		}
@@ -131,8 +138,79 @@ func (d *Destination) runOnce(ctx context.Context, sub *relay.Subscription) erro
 	}
 }
 
-func sameVideo(a, b *relay.Tracks) bool {
-	return string(a.Video.SPS) == string(b.Video.SPS) && string(a.Video.PPS) == string(b.Video.PPS)
+// writeSequenceHeaders sends an AVC sequence header when the video
+// parameters change from old to cur, and an AAC one when the audio
+// configuration does (FLV 10.1 E.4.3.1 AVCPacketType 0, E.4.2.1
+// AACPacketType 0), as encoders do mid-stream: decoders reconfigure at the
+// next keyframe. Unchanged tracks send nothing.
+func writeSequenceHeaders(client *gortmplib.Client, old, cur *relay.Tracks, dts time.Duration) error {
+	dts = max(dts, 0)
+	if v := cur.Video; v != nil && len(v.SPS) > 0 && len(v.PPS) > 0 &&
+		(old.Video == nil || !bytes.Equal(old.Video.SPS, v.SPS) || !bytes.Equal(old.Video.PPS, v.PPS)) {
+		avcc, err := avcConfig(v.SPS, v.PPS)
+		if err != nil {
+			return err
+		}
+		err = client.Write(&message.Video{
+			ChunkStreamID:   message.VideoChunkStreamID,
+			MessageStreamID: 0x1000000,
+			Codec:           message.CodecH264,
+			IsKeyFrame:      true,
+			Type:            message.VideoTypeConfig,
+			AVCConfig:       avcc,
+			DTS:             dts,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if a := cur.Audio; a != nil && a.Config != nil && old.Audio != a && !sameAudioConfig(old.Audio, a) {
+		return client.Write(&message.Audio{
+			ChunkStreamID:   message.AudioChunkStreamID,
+			MessageStreamID: 0x1000000,
+			Codec:           message.CodecMPEG4Audio,
+			Rate:            message.AudioRate44100,
+			Depth:           message.AudioDepth16,
+			IsStereo:        true,
+			AACType:         message.AudioAACTypeConfig,
+			AACConfig:       a.Config,
+			DTS:             dts,
+		})
+	}
+	return nil
+}
+
+func sameAudioConfig(a, b *relay.AudioTrack) bool {
+	if a == nil || a.Config == nil || b == nil || b.Config == nil {
+		return false
+	}
+	ea, erra := a.Config.Marshal()
+	eb, errb := b.Config.Marshal()
+	return erra == nil && errb == nil && bytes.Equal(ea, eb)
+}
+
+// avcConfig is the AVCDecoderConfigurationRecord of an SPS and a PPS
+// (ISO 14496-15 5.3.3.1), as gortmplib's Writer builds it for the first
+// sequence header.
+func avcConfig(sps, pps []byte) (*mp4.AVCDecoderConfiguration, error) {
+	var psps h264.SPS
+	if err := psps.Unmarshal(sps); err != nil {
+		return nil, fmt.Errorf("SPS: %w", err)
+	}
+	return &mp4.AVCDecoderConfiguration{
+		AnyTypeBox:                 mp4.AnyTypeBox{Type: mp4.BoxTypeAvcC()},
+		ConfigurationVersion:       1,
+		Profile:                    psps.ProfileIdc,
+		ProfileCompatibility:       sps[2],
+		Level:                      psps.LevelIdc,
+		Reserved:                   0b111111,
+		LengthSizeMinusOne:         3,
+		Reserved2:                  0b111,
+		NumOfSequenceParameterSets: 1,
+		SequenceParameterSets:      []mp4.AVCParameterSet{{Length: uint16(len(sps)), NALUnit: sps}},
+		NumOfPictureParameterSets:  1,
+		PictureParameterSets:       []mp4.AVCParameterSet{{Length: uint16(len(pps)), NALUnit: pps}},
+	}, nil
 }
 
 // writeFrame sends one frame. The AVCC payload was built once for every

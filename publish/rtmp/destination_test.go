@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +185,51 @@ func TestPush(t *testing.T) {
 	e.goLive(t)
 	requireState(t, d, StateLive)
 	require.Eventually(t, func() bool { return len(r.snapshot()) == 2 }, 5*time.Second, 5*time.Millisecond)
+	e.end(t)
+	requireState(t, d, StateIdle)
+}
+
+// TestPushNewParameters: the video parameters change mid-session (the
+// relay's slate, or a publisher back with other encoder settings): the
+// destination announces them on the same connection with a new sequence
+// header, before the first frame that needs them.
+func TestPushNewParameters(t *testing.T) {
+	e := newEnv(t)
+	r := startReceiver(t, receiverOpts{})
+	d := e.start(t, "youtube", r.url(), false)
+	e.goLive(t)
+	requireState(t, d, StateLive)
+	e.write(time.Second)
+
+	// 640x360 High (libx264): another size, another SPS.
+	sps2 := []byte{0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00,
+		0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96}
+	idr := slices.Clone(e.media.aus[0])
+	idr[0] = sps2
+	e.media.aus[0] = idr
+	for e.video%30 != 0 {
+		e.write(videoStep) // to the next keyframe, which changes the SPS
+	}
+	changedAt := e.now
+	e.write(3 * time.Second)
+
+	require.Eventually(t, func() bool {
+		s := r.snapshot()
+		return len(s) == 1 && len(s[0].configs) == 2 && len(s[0].video) >= 100
+	}, 10*time.Second, 5*time.Millisecond)
+	s := r.snapshot()[0]
+	require.Equal(t, [][]byte{e.media.sps, sps2}, s.configs, "the new SPS is announced in a second sequence header")
+	var sawNew bool
+	for _, f := range s.video {
+		if f.dts >= changedAt-time.Millisecond && f.key {
+			sawNew = true
+			require.Equal(t, sps2, f.nalus[0], "the keyframe carries the new SPS in band too")
+			break
+		}
+	}
+	require.True(t, sawNew)
+	require.Zero(t, d.Status().Reconnects, "one connection")
+	require.Equal(t, 1, r.connections())
 	e.end(t)
 	requireState(t, d, StateIdle)
 }

@@ -275,6 +275,7 @@ type session struct {
 	streamKey string
 	tracks    []*gortmplib.Track
 	video     []videoFrame
+	configs   [][]byte // the SPS of each AVC sequence header
 	audio     int
 	commands  []string
 	ended     bool // the connection closed
@@ -353,6 +354,7 @@ func (r *receiver) snapshot() []session {
 		out[i] = *s
 		out[i].video = slices.Clone(s.video)
 		out[i].commands = slices.Clone(s.commands)
+		out[i].configs = slices.Clone(s.configs)
 	}
 	return out
 }
@@ -426,7 +428,9 @@ func (r *receiver) handle(nc net.Conn) {
 		case *codecs.H264:
 			rd.OnDataH264(tr, func(_, dts time.Duration, au [][]byte) {
 				if !slices.ContainsFunc(au, isVCL) {
-					return // the sequence header, replayed as parameter sets
+					// A sequence header, replayed as parameter sets.
+					r.update(s, func(s *session) { s.configs = append(s.configs, au[0]) })
+					return
 				}
 				r.update(s, func(s *session) {
 					s.video = append(s.video, videoFrame{dts: dts, key: h264.IsRandomAccess(au), nalus: au})
