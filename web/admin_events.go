@@ -46,6 +46,7 @@ type healthSample struct {
 	KeyframeInterval float64        `json:"keyframe_interval_s"`
 	Viewers          map[string]int `json:"viewers"`
 	Warnings         []string       `json:"warnings"`
+	Slate            bool           `json:"slate"`
 	Destinations     []rtmp.Status  `json:"destinations"`
 	Pull             *pull.Status   `json:"pull,omitempty"`
 }
@@ -155,6 +156,7 @@ func (a *admin) sample(c *relay.Channel, now time.Time) healthSample {
 		KeyframeInterval: h.KeyframeInterval,
 		Viewers:          a.viewers(c.Name()),
 		Warnings:         h.Warnings,
+		Slate:            h.Slate,
 		Destinations:     a.destinations(c.Name()),
 	}
 	if p, ok := a.pull(c.Name()); ok {

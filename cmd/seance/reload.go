@@ -33,8 +33,8 @@ type channelChange struct {
 	Channel string   `json:"channel"`
 	What    []string `json:"what"`
 
-	title, grace, key, source bool
-	destsAdded, destsRemoved  []string // destinations changed are in both
+	title, grace, key, source, slate bool
+	destsAdded, destsRemoved         []string // destinations changed are in both
 }
 
 // configDiff compares two loaded configs channel by channel.
@@ -104,6 +104,10 @@ func diffChannel(o, c configs.Channel) channelChange {
 	if o.Grace != c.Grace {
 		ch.grace = true
 		ch.What = append(ch.What, "grace")
+	}
+	if o.Slate != c.Slate {
+		ch.slate = true
+		ch.What = append(ch.What, "slate")
 	}
 	if o.Ingest.Key != c.Ingest.Key {
 		ch.key = true
@@ -197,7 +201,11 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 	newChans := map[string]*chanTasks{}
 	for _, name := range res.Added {
 		c := byName[name]
-		if _, ok := a.hub.Add(relay.ChannelConfig{Name: c.Name, Title: c.Title, Grace: time.Duration(c.Grace)}); !ok {
+		cc, err := channelConfig(c, a.slates, a.log)
+		if err != nil {
+			return err
+		}
+		if _, ok := a.hub.Add(cc); !ok {
 			return fmt.Errorf("channel %s: still being removed", name)
 		}
 		added = append(added, name)
@@ -212,6 +220,22 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 		ingest *task
 		pull   *pull.Puller
 		dests  map[string]*task
+	}
+	// Slates of the channels kept: their image file is checked again (it
+	// may have been replaced; a new file is rendered again).
+	slates := map[string]relay.SlateSource{}
+	for _, c := range cur.Channels {
+		if slices.Contains(res.Added, c.Name) {
+			continue
+		}
+		if c.Slate.Image == "" && c.Slate == a.oldSlate(c.Name) {
+			continue
+		}
+		cc, err := channelConfig(c, a.slates, a.log)
+		if err != nil {
+			return err
+		}
+		slates[c.Name] = cc.Slate
 	}
 	preps := map[string]*prepared{}
 	for _, chg := range res.Changed {
@@ -296,6 +320,11 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 			s.chans[name] = newChans[name]
 			s.startChannel(rctx, name, newChans[name])
 		}
+		for name, src := range slates {
+			if ch, err := a.hub.Channel(name); err == nil {
+				ch.SetSlate(src)
+			}
+		}
 		keys := ingestKeys(cur)
 		if a.rtmp != nil {
 			a.rtmp.SetKeys(keys)
@@ -303,6 +332,16 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 		a.whip.SetKeys(keys)
 		a.admin.SetSinks(s.sinks())
 	})
+}
+
+// oldSlate is the slate config in force for a channel (before a reload).
+func (a *app) oldSlate(name string) configs.Slate {
+	for _, c := range a.cfg.Channels {
+		if c.Name == name {
+			return c.Slate
+		}
+	}
+	return configs.Slate{}
 }
 
 // ingestKeys maps each channel that takes pushes to its key.

@@ -24,6 +24,7 @@ import (
 	pubrtsp "github.com/seance-relay/seance/publish/rtsp"
 	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
 	"github.com/seance-relay/seance/relay"
+	"github.com/seance-relay/seance/slate"
 	"github.com/seance-relay/seance/web"
 )
 
@@ -45,6 +46,21 @@ func newLogger(c configs.Log, w io.Writer) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
+// channelConfig is what the relay needs of channel c. It fails when the
+// channel's slate image is unusable or ffmpeg, which renders it, is
+// missing.
+func channelConfig(c configs.Channel, slates *slate.Renderer, log zerolog.Logger) (relay.ChannelConfig, error) {
+	cc := relay.ChannelConfig{Name: c.Name, Title: c.Title, Grace: time.Duration(c.Grace)}
+	if c.Slate.Enabled {
+		src, err := slate.NewSource(c.Slate.Image, slates, log.With().Str("channel", c.Name).Logger())
+		if err != nil {
+			return cc, fmt.Errorf("channel %s: slate.image: %w", c.Name, err)
+		}
+		cc.Slate = src
+	}
+	return cc, nil
+}
+
 // runner is a component with the standard lifecycle.
 type runner interface {
 	Run(ctx context.Context) error
@@ -55,6 +71,7 @@ type app struct {
 	log     zerolog.Logger
 	path    string // the config file, "" for the embedded config
 	hub     *relay.Hub
+	slates  *slate.Renderer
 	rtmp    *ingestrtmp.Server // nil when rtmp.listen is empty
 	whip    *ingestwhip.Server
 	webrtc  *pubwebrtc.Server
@@ -97,9 +114,14 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	slates := slate.NewRenderer(log, reg)
 	var chCfgs []relay.ChannelConfig
 	for _, c := range cfg.Channels {
-		chCfgs = append(chCfgs, relay.ChannelConfig{Name: c.Name, Title: c.Title, Grace: time.Duration(c.Grace)})
+		cc, err := channelConfig(c, slates, log)
+		if err != nil {
+			return nil, err
+		}
+		chCfgs = append(chCfgs, cc)
 	}
 	hub := relay.NewHub(chCfgs, log, relay.NewMetrics(reg))
 
@@ -110,6 +132,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		names = append(names, name)
 	}
 	add("relay", hub)
+	add("slate renderer", slates)
 
 	var rtmpSrv *ingestrtmp.Server
 	keys := ingestKeys(cfg)
@@ -217,7 +240,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 	bound = append(bound, adm)
 	add("admin http", adm)
-	a := &app{log: log, cfg: cfg, hub: hub, rtmp: rtmpSrv, whip: whipSrv, webrtc: rtc, public: pub, admin: adm, set: set, runners: runners, names: names}
+	a := &app{log: log, cfg: cfg, hub: hub, slates: slates, rtmp: rtmpSrv, whip: whipSrv, webrtc: rtc, public: pub, admin: adm, set: set, runners: runners, names: names}
 	reload = a.reload
 	return a, nil
 }
@@ -293,6 +316,13 @@ func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ing
 				Msg("channel pulls its stream from this source, reconnecting on its own when it drops")
 		default:
 			ev.Msg("channel has no ingest")
+		}
+		switch {
+		case !c.Slate.Enabled:
+			log.Info().Str("channel", c.Name).Msg("no slate: during an interruption destinations and viewers get nothing until the publisher returns")
+		case c.Slate.Image != "":
+			log.Info().Str("channel", c.Name).Str("image", c.Slate.Image).
+				Msg("slate: this image is rendered at the stream's size and rate when the channel goes live")
 		}
 		if c.Record.Enabled {
 			log.Warn().Str("channel", c.Name).Msg("recording is not implemented yet: record.enabled is ignored")

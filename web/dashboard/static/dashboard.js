@@ -330,6 +330,7 @@
       h.fps = s.fps;
       h.keyframe_interval_s = s.keyframe_interval_s;
       h.warnings = s.warnings;
+      h.slate = s.slate;
       st.viewers = s.viewers;
       st.destinations = s.destinations;
       if (s.pull) st.pull = s.pull;
@@ -358,7 +359,9 @@
     tick() {
       const st = this.status;
       const d = duration(Date.now() + clockOffset - Date.parse(st.since));
-      this.since.textContent = st.state === 'interrupted' ? `depuis ${d} — en attente de l\u2019encodeur` : `depuis ${d}`;
+      let text = st.state === 'interrupted' ? `depuis ${d} — en attente de l\u2019encodeur` : `depuis ${d}`;
+      if (st.health && st.health.slate) text += ' — mire d\u2019interruption à l\u2019antenne';
+      this.since.textContent = text;
     }
 
     render() {
