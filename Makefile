@@ -6,7 +6,7 @@ GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: test deps lint unit run build fuzz bench clip
+.PHONY: test deps lint unit run build fuzz bench clip slates
 
 test: deps lint unit
 
@@ -43,3 +43,7 @@ bench:
 # Regenerates the embedded demo clip (needs ffmpeg).
 clip:
 	ingest/demo/gen-clip.sh
+
+# Regenerates the embedded slates (needs ffmpeg and fonts-dejavu-core).
+slates:
+	slate/gen-slates.sh

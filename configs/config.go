@@ -356,9 +356,10 @@ type Slate struct {
 	// viewers during an interruption, so YouTube keeps the broadcast and
 	// viewers see why. Default true.
 	Enabled bool `yaml:"enabled"`
-	// Image is a PNG or JPEG file rendered into the slate at the stream's
-	// size and frame rate at startup (needs ffmpeg). Default: the built-in
-	// bilingual slate.
+	// Image is a PNG or JPEG file rendered into the slate at the live
+	// stream's size and frame rate when the channel goes live (needs
+	// ffmpeg; seance checks the file and ffmpeg at startup). Default: the
+	// built-in bilingual slate.
 	Image string `yaml:"image"`
 }
 

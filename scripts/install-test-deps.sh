@@ -20,6 +20,9 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 # promtool checks configs/prometheus (Debian ships it in the prometheus package).
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# slate/gen-slates.sh (make slates) draws the built-in slates' text with the
+# DejaVu fonts; the tests only read the committed slates.
+[ -r /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need+=(fonts-dejavu-core)
 
 # node_major prints the installed Node's major version (0 if none).
 node_major() {
