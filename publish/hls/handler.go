@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/seance-relay/seance/relay"
 )
 
 // PathPrefix is where the public server mounts Handler.
@@ -132,18 +134,20 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusNotFound, refusedBadRequest, "not an HLS file")
 		return
 	}
-	if _, err := s.hub.Channel(channel); err != nil {
+	ch, err := s.hub.Channel(channel)
+	if err != nil {
 		s.refuse(w, http.StatusNotFound, refusedUnknownChannel, "no such channel")
 		return
 	}
-	mx := s.muxer(channel)
+	hold := time.NewTimer(s.hold)
+	defer hold.Stop()
+	mx := s.waitMuxer(w, r, ch, hold.C)
 	if mx == nil {
-		s.refuse(w, http.StatusNotFound, refusedNotLive, "channel is not live")
 		return
 	}
 	s.viewers.seen(channel, s.viewers.clientKey(r), s.now())
 	if kind.held() {
-		s.serveHeld(w, r, mx, channel, kind)
+		s.serveHeld(w, r, mx, channel, kind, hold.C)
 		return
 	}
 	rw := &responseWriter{ResponseWriter: w, s: s, channel: channel, kind: kind}
@@ -154,12 +158,54 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// waitMuxer returns the channel's muxer. A channel that is live but has
+// no muxer yet (its first keyframe is on its way) is waited for until hold
+// fires; otherwise, or if the client leaves, it answers and returns nil.
+func (s *Server) waitMuxer(w http.ResponseWriter, r *http.Request, ch *relay.Channel, hold <-chan time.Time) *muxer {
+	for {
+		mx, changed := s.watchMuxer(ch.Name())
+		if mx != nil {
+			return mx
+		}
+		state, stateChanged := ch.State()
+		if state == relay.StateIdle {
+			s.refuse(w, http.StatusNotFound, refusedNotLive, "channel is not live")
+			return nil
+		}
+		if !s.wait(w, r, hold, changed, stateChanged) {
+			return nil
+		}
+	}
+}
+
+// wait waits until a or b is closed and reports true. When the hold bound
+// fires first, it answers 503 and reports false; when the client leaves,
+// false (b may be nil).
+func (s *Server) wait(w http.ResponseWriter, r *http.Request, hold <-chan time.Time, a, b <-chan struct{}) bool {
+	s.met.held.Inc()
+	defer s.met.held.Dec()
+	select {
+	case <-a:
+		return true
+	case <-b:
+		return true
+	case <-hold:
+		// draft-pantos-hls-rfc8216bis 6.2.5.2 lets a server that cannot
+		// deliver a blocking reload in time answer 503.
+		w.Header().Set("Retry-After", "1")
+		s.refuse(w, http.StatusServiceUnavailable, refusedTimeout, "not available yet, try again")
+		return false
+	case <-r.Context().Done():
+		return false // the client left
+	}
+}
+
 // serveHTTP's held requests run gohlslib's handler on a helper goroutine
 // that answers into a buffer, while the request waits for it at most
 // s.hold, or until the client leaves. A helper that outlives its request
 // stays blocked in gohlslib until the stream makes progress or the muxer
 // closes (muxer.close waits for it); slots bound how many there may be.
-func (s *Server) serveHeld(w http.ResponseWriter, r *http.Request, mx *muxer, channel string, kind fileKind) {
+func (s *Server) serveHeld(w http.ResponseWriter, r *http.Request, mx *muxer, channel string, kind fileKind, hold <-chan time.Time) {
 	select {
 	case mx.slots <- struct{}{}:
 	default:
@@ -181,18 +227,8 @@ func (s *Server) serveHeld(w http.ResponseWriter, r *http.Request, mx *muxer, ch
 		}()
 		mx.m.Handle(rec, req)
 	}()
-	timer := time.NewTimer(s.hold)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-		// draft-pantos-hls-rfc8216bis 6.2.5.2 lets a server that cannot
-		// deliver a blocking reload in time answer 503.
-		w.Header().Set("Retry-After", "1")
-		s.refuse(w, http.StatusServiceUnavailable, refusedTimeout, "not available yet, try again")
+	if !s.wait(w, r, hold, done, nil) {
 		return
-	case <-r.Context().Done():
-		return // the client left
 	}
 	if rec.code == 0 && rec.body.Len() == 0 {
 		s.refuse(w, http.StatusNotFound, refusedNotFound, "no such file (it may have expired)")

@@ -19,6 +19,7 @@ type metrics struct {
 	refused  *prometheus.CounterVec
 	errors   *prometheus.CounterVec
 	muxers   prometheus.Gauge
+	held     prometheus.Gauge
 }
 
 // Reasons a request is refused, the values of seance_hls_refused_total's
@@ -74,6 +75,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.muxers, err = registerShared(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "seance_hls_muxers",
 		Help: "Channels served over HLS now (one muxer each).",
+	})); err != nil {
+		return nil, err
+	}
+	if m.held, err = registerShared(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "seance_hls_held_requests",
+		Help: "HLS requests waiting now for what they ask (the first segment, a low-latency part).",
 	})); err != nil {
 		return nil, err
 	}

@@ -93,8 +93,9 @@ type Server struct {
 	hold time.Duration
 	now  func() time.Time
 
-	mu     sync.RWMutex
-	muxers map[string]*muxer // live channels
+	mu      sync.RWMutex
+	muxers  map[string]*muxer // live channels
+	changed chan struct{}     // closed and replaced when muxers changes
 }
 
 // New validates cfg. Call Run to serve.
@@ -144,6 +145,7 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 		hold:    max(3*cfg.SegmentDuration, minHold),
 		now:     time.Now,
 		muxers:  map[string]*muxer{},
+		changed: make(chan struct{}),
 	}, nil
 }
 
@@ -293,12 +295,21 @@ func (s *Server) setMuxer(channel string, mx *muxer) {
 		s.muxers[channel] = mx
 	}
 	s.met.muxers.Set(float64(len(s.muxers)))
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 func (s *Server) muxer(channel string) *muxer {
+	mx, _ := s.watchMuxer(channel)
+	return mx
+}
+
+// watchMuxer returns the channel's muxer, nil if none, and a channel
+// closed when the set of muxers changes.
+func (s *Server) watchMuxer(channel string) (*muxer, <-chan struct{}) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.muxers[channel]
+	return s.muxers[channel], s.changed
 }
 
 // errorLog counts a channel's muxer errors and logs them at most once per

@@ -444,3 +444,63 @@ func decodeFrom(t *testing.T, url string, dur time.Duration) decoded {
 	}
 	return d
 }
+
+// TestLiveBeforeFirstKeyframe: between the moment a channel goes live and
+// its first keyframe, a request waits for the muxer instead of getting a
+// 404; it gets a 503 if nothing comes within the hold bound, and a 404 as
+// soon as the session ends.
+func TestLiveBeforeFirstKeyframe(t *testing.T) {
+	requireTools(t)
+	clip := encodeClip(t, 320, 180, 3*time.Second, 48000)
+	const hold = 2 * time.Second
+	r := startRelay(t, relayOptions{hold: hold})
+	ch, _ := r.hub.Channel("push")
+	url := r.base + "/push/index.m3u8"
+	type answer struct {
+		code int
+		took time.Duration
+	}
+	ask := func(url string) <-chan answer {
+		out := make(chan answer, 1)
+		go func() {
+			start := time.Now()
+			res, err := http.Get(url)
+			if err != nil {
+				out <- answer{}
+				return
+			}
+			res.Body.Close()
+			out <- answer{res.StatusCode, time.Since(start)}
+		}()
+		return out
+	}
+
+	s, err := ch.Publish(relay.PublisherInfo{Protocol: "rtmp"}, clip.tracks())
+	require.NoError(t, err)
+	a := <-ask(url)
+	require.Equal(t, http.StatusServiceUnavailable, a.code, "live, but no frame within the hold bound")
+	require.GreaterOrEqual(t, a.took, hold)
+
+	pending := ask(url)
+	select {
+	case a := <-pending:
+		t.Fatalf("answered %d before the first keyframe", a.code)
+	case <-time.After(200 * time.Millisecond):
+	}
+	clip.publish(s)
+	a = <-pending
+	require.Equal(t, http.StatusOK, a.code)
+
+	s.Close() // interrupted: "push" has a grace period
+	ch2, _ := r.hub.Channel("demo")
+	s2, err := ch2.Publish(relay.PublisherInfo{Protocol: "rtmp"}, clip.tracks())
+	require.NoError(t, err)
+	waiting := testutil.ToFloat64(r.srv.met.held)
+	pending = ask(r.base + "/demo/index.m3u8")
+	require.Eventually(t, func() bool { return testutil.ToFloat64(r.srv.met.held) > waiting },
+		time.Second, 5*time.Millisecond, "the request waits")
+	s2.Close() // "demo" has no grace: the session ends
+	a = <-pending
+	require.Equal(t, http.StatusNotFound, a.code)
+	require.Less(t, a.took, hold/2, "the end of the session answers at once")
+}
