@@ -504,3 +504,26 @@ func TestLiveBeforeFirstKeyframe(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, a.code)
 	require.Less(t, a.took, hold/2, "the end of the session answers at once")
 }
+
+// TestChannelsAddedAndRemoved: a channel added at run time (config reload)
+// is served once live; a removed one stops at once and is unknown.
+func TestChannelsAddedAndRemoved(t *testing.T) {
+	r := startRelay(t, relayOptions{})
+	res, body := get(t, r.base+"/later/index.m3u8")
+	require.Equal(t, http.StatusNotFound, res.StatusCode)
+	require.Equal(t, "no such channel\n", body)
+
+	_, added := r.hub.Add(relay.ChannelConfig{Name: "later"})
+	require.True(t, added)
+	r.startDemo(t, "later")
+	mx := r.srv.muxer("later")
+	mustGet(t, r.base+"/later/index.m3u8")
+
+	require.True(t, r.hub.Remove("later"))
+	require.Eventually(t, func() bool { return r.srv.muxer("later") == nil }, 5*time.Second, 10*time.Millisecond)
+	require.True(t, mx.closed.Load())
+	res, body = get(t, r.base+"/later/index.m3u8")
+	require.Equal(t, http.StatusNotFound, res.StatusCode)
+	require.Equal(t, "no such channel\n", body)
+	r.stopDemo(t)
+}
