@@ -249,6 +249,18 @@ func TestViewersCounted(t *testing.T) {
 	get(t, r.base+"/offline/index.m3u8", "User-Agent", "curl/8")
 	require.Zero(t, r.srv.Viewers("offline"))
 	require.Equal(t, 2, r.srv.Viewers("demo"))
+
+	// Viewers' addresses and browsers are in no log and no metric.
+	mfs, err := r.reg.Gather()
+	require.NoError(t, err)
+	var exposition strings.Builder
+	for _, mf := range mfs {
+		exposition.WriteString(mf.String())
+	}
+	for _, private := range []string{"127.0.0.1", "VLC", "iPhone"} {
+		require.NotContains(t, r.logs.String(), private)
+		require.NotContains(t, exposition.String(), private)
+	}
 }
 
 // TestViewerWindow: a client is a viewer until it fetched nothing for the

@@ -19,9 +19,10 @@ const maxClientsPerChannel = 100_000
 // remote address and User-Agent, hashed with a seed chosen at start and
 // kept in memory only (never logged, never a label), and it is a viewer
 // while it fetched something from the channel within the window. Behind a
-// CDN or a proxy every viewer has the CDN's address, so the count is the
-// CDN's fetchers, not the audience. All methods are safe for concurrent
-// use; time is passed in, so tests drive it.
+// CDN or a reverse proxy every viewer has the proxy's address, so the
+// count is a lower bound (X-Forwarded-For is not trusted: seance has no
+// list of trusted proxies). All methods are safe for concurrent use; time
+// is passed in, so tests drive it.
 type viewerCounter struct {
 	window   time.Duration
 	seed     maphash.Seed
