@@ -241,11 +241,16 @@ func (s *Server) serveHeld(w http.ResponseWriter, r *http.Request, mx *muxer, ch
 		w.Header().Set("Content-Type", ct)
 	}
 	if rec.code >= 400 {
-		reason := refusedNotFound
-		if rec.code == http.StatusNotFound && mx.closed.Load() {
+		reason := refusedError
+		switch {
+		case rec.code == http.StatusBadRequest: // _HLS_msn or _HLS_part out of range
+			reason = refusedBadRequest
+		case rec.code == http.StatusNotFound && mx.closed.Load():
 			reason = refusedNotLive
+		case rec.code == http.StatusNotFound:
+			reason = refusedNotFound
 		}
-		s.refuse(w, rec.code, reason, http.StatusText(rec.code))
+		s.refuse(w, rec.code, reason, strings.ToLower(http.StatusText(rec.code)))
 		return
 	}
 	s.met.requests.WithLabelValues(channel, string(kind)).Inc()
@@ -297,7 +302,7 @@ func (rw *responseWriter) WriteHeader(code int) {
 		rw.Header().Set("Cache-Control", cacheControl(rw.kind))
 		rw.s.met.requests.WithLabelValues(rw.channel, string(rw.kind)).Inc()
 	} else {
-		rw.s.met.refused.WithLabelValues(refusedNotFound).Inc()
+		rw.s.met.refused.WithLabelValues(refusedError).Inc()
 		rw.Header().Set("Cache-Control", cacheError)
 	}
 	rw.ResponseWriter.WriteHeader(code)

@@ -31,6 +31,7 @@ const (
 	refusedNotFound       = "not_found"       // no such file (yet, or any more)
 	refusedTimeout        = "timeout"         // a held request was not satisfied in time
 	refusedBusy           = "busy"            // too many held requests on the channel
+	refusedError          = "error"           // gohlslib failed to answer (500)
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -62,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if m.refused, err = registerShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "seance_hls_refused_total",
-		Help: "HLS requests not served, by reason (bad_request, unknown_channel, not_live, not_found, timeout, busy).",
+		Help: "HLS requests not served, by reason (bad_request, unknown_channel, not_live, not_found, timeout, busy, error).",
 	}, []string{"reason"})); err != nil {
 		return nil, err
 	}
@@ -84,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})); err != nil {
 		return nil, err
 	}
-	for _, r := range []string{refusedBadRequest, refusedUnknownChannel, refusedNotLive, refusedNotFound, refusedTimeout, refusedBusy} {
+	for _, r := range []string{refusedBadRequest, refusedUnknownChannel, refusedNotLive, refusedNotFound, refusedTimeout, refusedBusy, refusedError} {
 		m.refused.WithLabelValues(r)
 	}
 	return &m, nil

@@ -165,12 +165,16 @@ func TestBlockingReload(t *testing.T) {
 	require.Equal(t, cacheImmutable, res.Header.Get("Cache-Control"))
 	require.Contains(t, body, "moof")
 
+	bad := r.refused(refusedBadRequest)
 	start = time.Now()
-	res, _ = get(t, fmt.Sprintf("%s?_HLS_msn=%d", url, msn+100))
+	res, body = get(t, fmt.Sprintf("%s?_HLS_msn=%d", url, msn+100))
 	require.Equal(t, http.StatusBadRequest, res.StatusCode, "more than two segments ahead")
+	require.Equal(t, "bad request\n", body)
 	require.Less(t, time.Since(start), time.Second)
 	res, _ = get(t, url+"?_HLS_msn=x")
 	require.Equal(t, http.StatusBadRequest, res.StatusCode)
+	require.Equal(t, cacheError, res.Header.Get("Cache-Control"))
+	require.Equal(t, bad+2, r.refused(refusedBadRequest))
 }
 
 // TestHeldRequestBounded: while the publisher is away (no new part), a
