@@ -34,8 +34,10 @@ type pageData struct {
 }
 
 // cspBase forbids everything not served by seance itself, inline code
-// included. WHEP and the public API are same-origin (connect-src); the
-// player's MediaStream may show as a blob: URL in some browsers.
+// included. WHEP, the public API and the HLS fallback's first playlist
+// check are same-origin (connect-src); the HLS playlist the video element
+// plays is same-origin too (media-src 'self'); the player's MediaStream
+// may show as a blob: URL in some browsers.
 const cspBase = "default-src 'self'; media-src 'self' blob:; connect-src 'self'; img-src 'self' data:; " +
 	"style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'"
 

@@ -53,6 +53,7 @@ func configDiff(old, cur *configs.Config) reloadResult {
 		{"rtmp", old.RTMP, cur.RTMP},
 		{"rtsp", old.RTSP, cur.RTSP},
 		{"webrtc", old.WebRTC, cur.WebRTC},
+		{"hls", old.HLS, cur.HLS},
 	} {
 		if !reflect.DeepEqual(f.old, f.cur) {
 			res.RestartNeeded = append(res.RestartNeeded, f.key)

@@ -77,6 +77,7 @@ channels:
 public: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:9999"}
 webrtc: {udp_port: 0}
+hls: {variant: fmp4}
 channels:
   - {name: a, ingest: {demo: true}}
   - name: b
@@ -84,7 +85,7 @@ channels:
     ingest: {key: k1}
     destinations: [{name: yt, url: "rtmp://x.example/live2", key: y1}]
   - {name: c, ingest: {pull: "rtsp://cam.example/s"}, max_viewers: 3}
-`, reloadResult{Unchanged: []string{"a", "b", "c"}, RestartNeeded: []string{"admin", "webrtc", "channels.c.max_viewers"}}},
+`, reloadResult{Unchanged: []string{"a", "b", "c"}, RestartNeeded: []string{"admin", "webrtc", "hls", "channels.c.max_viewers"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/seance-relay/seance/ingest/pull"
 	ingestrtmp "github.com/seance-relay/seance/ingest/rtmp"
 	ingestwhip "github.com/seance-relay/seance/ingest/whip"
+	pubhls "github.com/seance-relay/seance/publish/hls"
 	pubrtmp "github.com/seance-relay/seance/publish/rtmp"
 	pubrtsp "github.com/seance-relay/seance/publish/rtsp"
 	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
@@ -204,10 +205,28 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	for _, s := range cfg.WebRTC.ICEServers {
 		ice = append(ice, pubwebrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential.Value()})
 	}
+	// The HLS output reuses the viewer metric families too.
+	handlers := map[string]http.Handler{"/whep/": rtc.Handler(ice), "/whip/": whipSrv.Handler()}
+	if cfg.HLS.Enabled {
+		hs, err := pubhls.New(pubhls.Config{
+			Variant:         cfg.HLS.Variant,
+			SegmentCount:    cfg.HLS.SegmentCount,
+			SegmentDuration: time.Duration(cfg.HLS.SegmentDuration),
+			PartDuration:    time.Duration(cfg.HLS.PartDuration),
+		}, hub, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		add("hls output", hs)
+		handlers[pubhls.PathPrefix] = hs.Handler()
+		others := viewers
+		viewers = func(ch string) int { return others(ch) + hs.Viewers(ch) }
+		viewersBy["hls"] = hs.Viewers
+	}
 
 	pub, err := web.NewPublic(web.PublicConfig{
 		Listen:         cfg.Public.Listen,
-		Handlers:       map[string]http.Handler{"/whep/": rtc.Handler(ice), "/whip/": whipSrv.Handler()},
+		Handlers:       handlers,
 		Viewers:        viewers,
 		FrameAncestors: cfg.Public.FrameAncestors,
 	}, hub, log)
@@ -305,6 +324,9 @@ func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ing
 	}
 	for _, c := range cfg.Channels {
 		ev := log.Info().Str("channel", c.Name).Str("watch_url", base+"/watch/"+c.Name)
+		if cfg.HLS.Enabled {
+			ev = ev.Str("hls_url", base+"/hls/"+c.Name+"/index.m3u8")
+		}
 		switch {
 		case c.Ingest.Demo:
 			ev.Msg("channel is fed by the built-in demo source (test pattern and tone)")

@@ -1,6 +1,10 @@
 // seance's player: plays a channel over WHEP (WebRTC-HTTP Egress Protocol,
 // same HTTP exchange as RFC 9725 WHIP) and keeps the citizen informed of the
-// session's state. Vanilla JS, no framework, nothing from another origin.
+// session's state. When WebRTC cannot connect within 5 s (UDP blocked, an
+// old browser) and the browser plays HLS itself (Safari, iOS, recent
+// Chrome), it plays the channel's HLS playlist instead. ?transport=hls or
+// ?transport=webrtc in the page's address forces one. Vanilla JS, no
+// framework, no HLS library, nothing from another origin.
 'use strict';
 
 (() => {
@@ -19,7 +23,9 @@
       full: 'Trop de spectateurs pour le moment — nouvel essai dans quelques instants',
       notFound: "Cette séance n'existe pas",
       error: 'Lecture impossible pour le moment — nouvel essai…',
-      unsupported: 'Ce navigateur ne sait pas lire le direct (WebRTC indisponible).',
+      unsupported: 'Ce navigateur ne sait pas lire le direct (ni WebRTC ni HLS).',
+      viaWebRTC: 'Diffusion en temps réel (WebRTC)',
+      viaHLS: 'Diffusion HLS : quelques secondes de décalage',
       viewers: (n) => number.format(n) + (n > 1 ? ' spectateurs' : ' spectateur'),
       mute: 'Couper le son',
       unmute: 'Rétablir le son',
@@ -35,7 +41,9 @@
       full: 'Too many viewers right now — trying again shortly',
       notFound: 'This session does not exist',
       error: 'Cannot play right now — trying again…',
-      unsupported: 'This browser cannot play the live stream (no WebRTC).',
+      unsupported: 'This browser cannot play the live stream (neither WebRTC nor HLS).',
+      viaWebRTC: 'Real-time stream (WebRTC)',
+      viaHLS: 'HLS stream: a few seconds behind',
       viewers: (n) => number.format(n) + (n === 1 ? ' viewer' : ' viewers'),
       mute: 'Mute',
       unmute: 'Unmute',
@@ -48,11 +56,13 @@
   const channel = root.dataset.channel;
   const whepURL = new URL('/whep/' + encodeURIComponent(channel), location.href).href;
   const apiURL = new URL('/api/public/channels/' + encodeURIComponent(channel), location.href).href;
+  const hlsURL = new URL('/hls/' + encodeURIComponent(channel) + '/index.m3u8', location.href).href;
   const $ = (sel) => root.querySelector(sel);
   const video = $('.video');
   const overlay = $('.overlay');
   const stateEl = $('.state');
   const viewersEl = $('.viewers');
+  const transportEl = $('.transport');
   const unmuteBtn = $('.unmute');
   const muteBtn = $('.mute');
   const volume = $('.volume input');
@@ -64,7 +74,15 @@
   const BACKOFF_MAX = 10000;
   const POLL = 5000; // viewer count and channel state
   const STALL = 2000; // no new frame this long: interrupted
+  const STALL_HLS = 5000; // the same over HLS, which plays from a buffer
   const STALL_RECONNECT = 20000; // still nothing: start a new session
+  const FALLBACK = 5000; // WebRTC shows nothing this long: HLS, if the browser plays it
+  const HLS_RETRY = 1000; // the HLS playlist failed: open it again after this long
+
+  // Native HLS only: no JS library. canPlayType says "maybe" where the
+  // media element plays HLS playlists itself.
+  const hlsNative = video.canPlayType('application/vnd.apple.mpegurl') !== '';
+  const forced = new URLSearchParams(location.search).get('transport'); // 'hls', 'webrtc' or null
 
   let pc = null; // the current RTCPeerConnection
   let sessionURL = null; // its WHEP resource, to DELETE
@@ -79,13 +97,29 @@
   let frameAt = 0; // when it last showed a new frame; 0: not yet
   let pollTimer = 0;
   let channelState = ''; // idle, live or interrupted, from the public API
+  let transport = 'webrtc'; // or 'hls', for the rest of the page's life
+  let hlsPlaying = false; // the video element plays the HLS playlist
+  let hlsConnecting = false; // connectHLS waits for the server
+  let hlsErrors = 0; // HLS failures since it last played
+  let tryingSince = 0; // when WebRTC started trying without showing a frame yet
 
   // For tests and the curious: the current connection and state.
   window.seancePlayer = {
     get pc() { return pc; },
     get state() { return state; },
     get video() { return video; },
+    get transport() { return transport; },
   };
+
+  function showTransport() {
+    transportEl.textContent = transport === 'hls' ? t.viaHLS : t.viaWebRTC;
+    root.dataset.transport = transport;
+  }
+
+  // active says whether a session (WebRTC) or a playlist (HLS) is open;
+  // busy whether one is being opened.
+  function active() { return transport === 'hls' ? hlsPlaying : pc !== null; }
+  function busy() { return transport === 'hls' ? hlsConnecting : connecting; }
 
   function setState(s) {
     if (s === state) return;
@@ -126,6 +160,20 @@
     if (url && !ended) fetch(url, { method: 'DELETE', keepalive: true, cache: 'no-store' }).catch(() => {});
   }
 
+  // stopHLS stops playing the HLS playlist.
+  function stopHLS() {
+    if (!hlsPlaying) return;
+    hlsPlaying = false;
+    video.removeAttribute('src');
+    video.load();
+  }
+
+  // stop ends whatever plays.
+  function stop(ended) {
+    teardown(ended);
+    stopHLS();
+  }
+
   // iceServers reads the STUN/TURN servers the server advertises in Link
   // headers (RFC 9725 4.6). There are none unless the operator set some.
   async function iceServers() {
@@ -161,13 +209,18 @@
     });
   }
 
-  async function connect() {
+  function connect() {
+    return transport === 'hls' ? connectHLS() : connectWebRTC();
+  }
+
+  async function connectWebRTC() {
     clearTimeout(retryTimer);
     retryTimer = 0;
     if (connecting) return;
     connecting = true;
     teardown();
     if (state !== 'interrupted' && state !== 'ended' && state !== 'notStarted') setState('connecting');
+    if (!tryingSince) tryingSince = performance.now();
     let conn = null;
     try {
       conn = new RTCPeerConnection({ iceServers: await iceServers() });
@@ -202,6 +255,7 @@
       teardown();
       switch (res.status) {
         case 409: // not live: the poll reconnects as soon as it is
+          tryingSince = 0; // WebRTC is not at fault
           setState(wasLive ? 'ended' : 'notStarted');
           retry(BACKOFF_MAX);
           break;
@@ -224,6 +278,55 @@
       }
     } finally {
       connecting = false;
+    }
+  }
+
+  // fallBack switches to HLS for good, since WebRTC did not connect within
+  // FALLBACK while the channel was live.
+  function fallBack() {
+    transport = 'hls';
+    tryingSince = 0;
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    teardown(); // a WHEP request still in flight is ignored when it ends
+    showTransport();
+    connectHLS();
+  }
+
+  // connectHLS has the video element play the channel's HLS playlist, once
+  // the server says it exists (404 while the channel is not live).
+  async function connectHLS() {
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    if (hlsConnecting) return;
+    hlsConnecting = true;
+    stopHLS();
+    if (state !== 'interrupted' && state !== 'ended' && state !== 'notStarted') setState('connecting');
+    try {
+      const res = await fetch(hlsURL, { cache: 'no-store' });
+      if (res.ok) {
+        video.srcObject = null;
+        stream = null;
+        frameAt = 0;
+        lastTime = -1;
+        startedAt = performance.now();
+        hlsPlaying = true;
+        video.src = hlsURL;
+        play();
+        return; // "live" once frames play (watch)
+      }
+      if (res.status === 404 && channelState !== 'live') {
+        setState(wasLive ? 'ended' : 'notStarted');
+        retry(BACKOFF_MAX); // the poll starts it as soon as it is live
+      } else {
+        setState('error');
+        retry();
+      }
+    } catch {
+      setState('error');
+      retry();
+    } finally {
+      hlsConnecting = false;
     }
   }
 
@@ -251,19 +354,26 @@
   // interruption, none for STALL_RECONNECT a new session.
   function watch() {
     const now = performance.now();
-    if (!pc || !sessionURL) return;
-    if (video.srcObject === stream && video.readyState >= 2) {
+    if (transport === 'webrtc' && tryingSince && !frameAt && hlsNative && forced !== 'webrtc' &&
+        channelState === 'live' && now - tryingSince >= FALLBACK) {
+      fallBack();
+      return;
+    }
+    if (transport === 'hls' ? !hlsPlaying : !pc || !sessionURL) return;
+    const mine = transport === 'hls' ? !video.srcObject : video.srcObject === stream;
+    if (mine && video.readyState >= 2) {
       if (video.currentTime !== lastTime) {
         lastTime = video.currentTime;
         frameAt = now;
+        hlsErrors = 0;
       } else if (video.paused) {
         play();
       }
     }
     const quiet = now - (frameAt || startedAt);
-    const stalled = !frameAt || quiet > STALL;
+    const stalled = !frameAt || quiet > (transport === 'hls' ? STALL_HLS : STALL);
     if (quiet > STALL_RECONNECT) {
-      teardown();
+      stop();
       setState(wasLive ? 'interrupted' : 'connecting');
       retry();
     } else if (stalled && state === 'live') {
@@ -275,6 +385,7 @@
       setState('live');
       wasLive = true;
       attempt = 0;
+      tryingSince = 0;
       if (video.muted) showUnmute(true);
       schedulePoll(500); // the count now includes this viewer
     }
@@ -299,11 +410,12 @@
         viewersEl.textContent = t.viewers(c.viewers);
         if (c.state === 'idle') {
           // The server ended every session of the channel.
-          if (sessionURL || state === 'live' || state === 'interrupted') teardown(true);
-          if (!connecting) setState(wasLive ? 'ended' : 'notStarted');
+          if (sessionURL || hlsPlaying || state === 'live' || state === 'interrupted') stop(true);
+          tryingSince = 0;
+          if (!busy()) setState(wasLive ? 'ended' : 'notStarted');
         } else if (c.state === 'interrupted' && state === 'live') {
           setState('interrupted');
-        } else if (!pc && !connecting && ['connecting', 'notStarted', 'ended'].includes(state)) {
+        } else if (!active() && !busy() && ['connecting', 'notStarted', 'ended'].includes(state)) {
           connect(); // it has started (again): no need to wait for the retry
         } else {
           watch();
@@ -373,18 +485,32 @@
   addEventListener('pagehide', () => {
     clearTimeout(retryTimer);
     retryTimer = 0;
-    teardown();
+    stop();
   });
   addEventListener('pageshow', (e) => { if (e.persisted) connect(); });
 
   updateSound();
-  if (typeof RTCPeerConnection === 'undefined') {
+  const webrtc = typeof RTCPeerConnection !== 'undefined';
+  if (hlsNative && (forced === 'hls' || !webrtc)) transport = 'hls';
+  if (transport === 'webrtc' && !webrtc) {
     setState('unsupported');
   } else {
+    showTransport();
     setState('connecting');
     connect();
     setInterval(watch, 250);
     video.addEventListener('playing', watch);
+    // An HLS playlist that fails is opened again soon: browsers that do
+    // not know EXT-X-GAP (Chromium) fail on the gaps low-latency playlists
+    // list in their first seconds, and start past them a moment later. If
+    // the session ended, connectHLS hears it (404) and waits for the next.
+    video.addEventListener('error', () => {
+      if (transport !== 'hls' || !hlsPlaying) return;
+      stopHLS();
+      if (state !== 'live') setState(wasLive ? 'interrupted' : 'connecting');
+      hlsErrors++;
+      retry(hlsErrors <= 5 ? HLS_RETRY : 0); // then with backoff
+    });
   }
   poll();
 })();

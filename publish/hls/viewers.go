@@ -1,0 +1,110 @@
+package hls
+
+import (
+	"hash/maphash"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// maxClientsPerChannel bounds the memory viewer counting may take: past
+// it, new clients are not counted until old ones expire (a flood of made-up
+// User-Agents cannot grow the map without limit).
+const maxClientsPerChannel = 100_000
+
+// viewerCounter counts HLS viewers. HTTP has no session: a client is a
+// remote address and User-Agent, hashed with a seed chosen at start and
+// kept in memory only (never logged, never a label), and it is a viewer
+// while it fetched something from the channel within the window. Behind a
+// CDN or a reverse proxy every viewer has the proxy's address, so the
+// count is a lower bound (X-Forwarded-For is not trusted: seance has no
+// list of trusted proxies). All methods are safe for concurrent use; time
+// is passed in, so tests drive it.
+type viewerCounter struct {
+	window   time.Duration
+	seed     maphash.Seed
+	viewers  *prometheus.GaugeVec
+	sessions *prometheus.CounterVec
+
+	mu        sync.Mutex
+	byChannel map[string]map[uint64]time.Time // client → last fetch
+}
+
+func newViewerCounter(window time.Duration, viewers *prometheus.GaugeVec, sessions *prometheus.CounterVec) *viewerCounter {
+	return &viewerCounter{
+		window:    window,
+		seed:      maphash.MakeSeed(),
+		viewers:   viewers,
+		sessions:  sessions,
+		byChannel: map[string]map[uint64]time.Time{},
+	}
+}
+
+// clientKey identifies the client that sent r.
+func (v *viewerCounter) clientKey(r *http.Request) uint64 {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	var h maphash.Hash
+	h.SetSeed(v.seed)
+	h.WriteString(host)
+	h.WriteByte(0)
+	h.WriteString(r.UserAgent())
+	return h.Sum64()
+}
+
+// seen records a fetch from client on channel at now. A client not seen
+// within the window starts a new viewer session.
+func (v *viewerCounter) seen(channel string, client uint64, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	clients := v.byChannel[channel]
+	if clients == nil {
+		clients = map[uint64]time.Time{}
+		v.byChannel[channel] = clients
+	}
+	last, ok := clients[client]
+	switch {
+	case ok && now.Sub(last) <= v.window:
+		if now.After(last) {
+			clients[client] = now
+		}
+		return
+	case !ok && len(clients) >= maxClientsPerChannel:
+		return
+	}
+	clients[client] = now
+	v.sessions.WithLabelValues(channel, "hls").Inc()
+	v.viewers.WithLabelValues(channel, "hls").Set(float64(len(clients)))
+}
+
+// sweep forgets the clients that fetched nothing within the window and
+// updates the gauge; the server calls it once a second.
+func (v *viewerCounter) sweep(now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for channel, clients := range v.byChannel {
+		for c, last := range clients {
+			if now.Sub(last) > v.window {
+				delete(clients, c)
+			}
+		}
+		v.viewers.WithLabelValues(channel, "hls").Set(float64(len(clients)))
+		if len(clients) == 0 {
+			delete(v.byChannel, channel)
+		}
+	}
+}
+
+// count returns the channel's viewers as of the last sweep (and the
+// clients seen since). It is cheap: the public API asks for every page's
+// poll.
+func (v *viewerCounter) count(channel string) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.byChannel[channel])
+}
