@@ -147,7 +147,9 @@ channels:
 	require.NoError(t, os.WriteFile(cfg, []byte(head+"  - {name: added, ingest: {demo: true}}\n"), 0o600))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, live("added"), 10*time.Second, 50*time.Millisecond, logs.String())
-	require.Contains(t, logs.String(), `"added":["added"]`)
+	// The channel may go live before the reload's outcome is logged.
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"added":["added"]`) },
+		5*time.Second, 50*time.Millisecond, logs.String())
 
 	require.NoError(t, os.WriteFile(cfg, []byte(head+"  - {name: added, ingest: {demo: true}, max_viewers: lots}\n"), 0o600))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
