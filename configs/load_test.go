@@ -246,7 +246,7 @@ channels:
 	require.NoError(t, err)
 	a, b := cfg.Channels[0].Ingest, cfg.Channels[1].Ingest
 	require.Equal(t, Meeting{
-		Jitsi: Jitsi{URL: Secret(testEnv["JITSI_URL"]), JWT: Secret(testEnv["JITSI_JWT"])},
+		Jitsi:       Jitsi{URL: Secret(testEnv["JITSI_URL"]), JWT: Secret(testEnv["JITSI_JWT"])},
 		DisplayName: DefaultDisplayName, Size: Size720p, Start: StartAuto,
 	}, a.Meeting)
 	require.Equal(t, Meeting{
