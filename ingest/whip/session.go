@@ -43,6 +43,8 @@ type session struct {
 	srv    *Server
 	ch     *relay.Channel
 	remote string // the HTTP client, until ICE knows better
+	// internal is set for seance's own publishers (InternalHandler).
+	internal bool
 	log    zerolog.Logger
 	pc     *webrtc.PeerConnection
 	epoch  time.Time            // PTS origin of both tracks
