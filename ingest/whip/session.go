@@ -45,11 +45,11 @@ type session struct {
 	remote string // the HTTP client, until ICE knows better
 	// internal is set for seance's own publishers (InternalHandler).
 	internal bool
-	log    zerolog.Logger
-	pc     *webrtc.PeerConnection
-	epoch  time.Time            // PTS origin of both tracks
-	tc     *transcode.OpusToAAC // nil when the offer has no Opus
-	met    sessionMetrics
+	log      zerolog.Logger
+	pc       *webrtc.PeerConnection
+	epoch    time.Time            // PTS origin of both tracks
+	tc       *transcode.OpusToAAC // nil when the offer has no Opus
+	met      sessionMetrics
 
 	ctx       context.Context
 	cancel    context.CancelFunc
