@@ -439,7 +439,7 @@ func meetingURLProblem(raw string, room bool) string {
 		return "use an https:// address"
 	case u.Scheme != "https" && u.Scheme != "http":
 		return "use an https:// address"
-	case u.Host == "":
+	case u.Hostname() == "":
 		return "it has no host"
 	case u.User != nil:
 		return "remove the user name and password from it"

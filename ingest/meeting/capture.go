@@ -380,6 +380,11 @@ type captureStats struct {
 	Width      int     `json:"width"`
 	Height     int     `json:"height"`
 	AudioLevel float64 `json:"audioLevel"`
+	Encoder    string  `json:"encoder"`
+	Limitation string  `json:"limitation"`
+	Target     float64 `json:"targetBitrate"`
+	Available  float64 `json:"availableBitrate"`
+	EncodedFPS float64 `json:"encodedFps"`
 }
 
 // watch follows the capture until it fails or ctx is cancelled.
@@ -393,6 +398,7 @@ func (r *run) watch(ctx context.Context) (captured bool, err error) {
 	pageOK := time.Now()
 	var notJoinedSince, disconnectedSince time.Time
 	prevTree, prevTreeAt := readTree(r.b.pid()), time.Now()
+	lastBytes, lastBytesAt := int64(0), time.Now()
 	n := 0
 	for {
 		select {
@@ -463,6 +469,14 @@ func (r *run) watch(ctx context.Context) (captured bool, err error) {
 			return false, fmt.Errorf("the capture did not start within %s: %s", captureTimeout, c.scrub.Replace(why))
 		}
 
+		if serr == nil && n%(int(10*time.Second/every)) == 0 {
+			sent := float64(st.Bytes-lastBytes) * 8 / now.Sub(lastBytesAt).Seconds() / 1000
+			lastBytes, lastBytesAt = st.Bytes, now
+			c.log.Debug().Float64("capture_fps", c.Status().CaptureFPS).Float64("encoded_fps", st.EncodedFPS).
+				Float64("sent_kbit_s", sent).
+				Float64("target_kbit_s", st.Target/1000).Float64("available_kbit_s", st.Available/1000).
+				Str("encoder", st.Encoder).Str("quality_limited_by", st.Limitation).Msg("capture stats")
+		}
 		if n%2 == 0 {
 			if err := r.checkPage(ctx, now, &pageOK, &notJoinedSince); err != nil {
 				return captured, err

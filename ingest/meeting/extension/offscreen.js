@@ -99,6 +99,10 @@ self.seanceStats = async () => {
       out.keyframes = s.keyFramesEncoded || 0;
       out.encoder = s.encoderImplementation || '';
       out.limitation = s.qualityLimitationReason || '';
+      out.targetBitrate = s.targetBitrate || 0;
+      out.encodedFps = s.framesPerSecond || 0;
+    } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+      out.availableBitrate = s.availableOutgoingBitrate || 0;
     } else if (s.type === 'outbound-rtp' && s.kind === 'audio') {
       out.audioBytes = s.bytesSent || 0;
     } else if (s.type === 'media-source' && s.kind === 'audio') {

@@ -7,6 +7,7 @@
 package meetingtest
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
 	_ "embed" // the page
@@ -19,6 +20,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
 
 //go:embed page.html
@@ -58,6 +60,7 @@ type Server struct {
 	joins      []url.Values
 	bbbCalls   map[string]int
 	sha1Only   bool
+	tile       []byte
 }
 
 // New starts a server. bbbSecret is the shared secret its BigBlueButton
@@ -68,6 +71,13 @@ func New(bbbSecret string) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /meetingtest/report", s.report)
 	mux.HandleFunc("GET /bigbluebutton/api/{call}", s.bbb)
+	mux.HandleFunc("GET /meetingtest/tile.webm", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		tile := s.tile
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "video/webm")
+		http.ServeContent(w, r, "tile.webm", time.Time{}, bytes.NewReader(tile))
+	})
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.userAgents = append(s.userAgents, r.UserAgent())
@@ -94,6 +104,14 @@ func (s *Server) SetRunning(running bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.running = running
+}
+
+// SetTileVideo sets the WebM video the page plays in each of its
+// participant tiles (meeting URL query "?tiles=N").
+func (s *Server) SetTileVideo(webm []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tile = webm
 }
 
 // SHA1Only makes the API accept SHA-1 checksums only (servers set up with
