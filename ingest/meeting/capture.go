@@ -61,21 +61,21 @@ func (c *Capture) target(ctx context.Context) (string, error) {
 }
 
 // attempt runs one browser: it joins the meeting, starts the capture and
-// watches it until something fails or ctx is cancelled. captured says the
-// capture had been running.
-func (c *Capture) attempt(ctx context.Context, dir, ext string) (captured bool, err error) {
+// watches it until something fails or ctx is cancelled. capturing is when
+// the capture went live, zero if it never did.
+func (c *Capture) attempt(ctx context.Context, dir, ext string) (capturing time.Time, err error) {
 	path, err := findBrowser(c.cfg.Browser)
 	if err != nil {
-		return false, err
+		return time.Time{}, err
 	}
 	url, err := c.target(ctx)
 	if err != nil {
-		return false, err
+		return time.Time{}, err
 	}
 	c.setState(StateLaunching, "", "")
 	r, err := c.launch(ctx, path, dir, ext)
 	if err != nil {
-		return false, err
+		return time.Time{}, err
 	}
 	c.mu.Lock()
 	c.pid = r.b.pid()
@@ -97,10 +97,10 @@ func (c *Capture) attempt(ctx context.Context, dir, ext string) (captured bool, 
 		}
 	}()
 	if err := r.open(ctx, url); err != nil {
-		return false, err
+		return time.Time{}, err
 	}
 	if err := r.startCapture(ctx); err != nil {
-		return false, err
+		return time.Time{}, err
 	}
 	return r.watch(ctx)
 }
@@ -387,8 +387,9 @@ type captureStats struct {
 	EncodedFPS float64 `json:"encodedFps"`
 }
 
-// watch follows the capture until it fails or ctx is cancelled.
-func (r *run) watch(ctx context.Context) (captured bool, err error) {
+// watch follows the capture until it fails or ctx is cancelled, and says
+// since when it was capturing (zero if it never did).
+func (r *run) watch(ctx context.Context) (capturing time.Time, err error) {
 	c := r.c
 	every := c.cfg.statsEvery
 	tick := time.NewTicker(every)
@@ -403,9 +404,9 @@ func (r *run) watch(ctx context.Context) (captured bool, err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return captured, ctx.Err()
+			return capturing, ctx.Err()
 		case <-r.b.exited:
-			return captured, fmt.Errorf("%w (%s)", ErrBrowserExited, r.b.exitReason())
+			return capturing, fmt.Errorf("%w (%s)", ErrBrowserExited, r.b.exitReason())
 		case m, ok := <-r.b.cdp.Events():
 			if !ok {
 				// The pipe broke: the browser is exiting.
@@ -413,11 +414,11 @@ func (r *run) watch(ctx context.Context) (captured bool, err error) {
 				case <-r.b.exited:
 				case <-time.After(time.Second):
 				}
-				return captured, fmt.Errorf("%w (%s)", ErrBrowserExited, r.b.exitReason())
+				return capturing, fmt.Errorf("%w (%s)", ErrBrowserExited, r.b.exitReason())
 			}
 			r.event(m)
 			if r.fatal != nil {
-				return captured, r.fatal
+				return capturing, r.fatal
 			}
 			continue
 		case <-tick.C:
@@ -440,33 +441,33 @@ func (r *run) watch(ctx context.Context) (captured bool, err error) {
 			lastFrames, lastFramesAt = st.Frames, now
 		}
 		if now.Sub(lastFramesAt) > c.cfg.hangAfter {
-			return captured, fmt.Errorf("%w: no picture captured for %s", ErrHung, c.cfg.hangAfter)
+			return capturing, fmt.Errorf("%w: no picture captured for %s", ErrHung, c.cfg.hangAfter)
 		}
 		switch {
 		case serr != nil:
 		case st.State == "failed" || st.State == "closed":
-			return captured, errors.New("the browser's connection to seance closed (publisher disconnected from the admin API, or lost)")
+			return capturing, errors.New("the browser's connection to seance closed (publisher disconnected from the admin API, or lost)")
 		case st.State == "disconnected":
 			if disconnectedSince.IsZero() {
 				disconnectedSince = now
 			} else if now.Sub(disconnectedSince) > 5*time.Second {
-				return captured, errors.New("the browser's connection to seance was lost")
+				return capturing, errors.New("the browser's connection to seance was lost")
 			}
 		case st.State == "connected" && st.FramesSent > 0:
 			disconnectedSince = time.Time{}
-			if !captured {
-				captured = true
+			if capturing.IsZero() {
+				capturing = now
 				c.setState(StateCapturing, "", c.Status().Detail)
 				c.log.Info().Dur("after", time.Since(started).Round(time.Millisecond)).
 					Int("width", st.Width).Int("height", st.Height).Msg("meeting capture live")
 			}
 		}
-		if !captured && now.Sub(started) > captureTimeout {
+		if capturing.IsZero() && now.Sub(started) > captureTimeout {
 			why := st.Error
 			if why == "" {
 				why = "connection " + st.State
 			}
-			return false, fmt.Errorf("the capture did not start within %s: %s", captureTimeout, c.scrub.Replace(why))
+			return capturing, fmt.Errorf("the capture did not start within %s: %s", captureTimeout, c.scrub.Replace(why))
 		}
 
 		if serr == nil && n%(int(10*time.Second/every)) == 0 {
@@ -479,7 +480,7 @@ func (r *run) watch(ctx context.Context) (captured bool, err error) {
 		}
 		if n%2 == 0 {
 			if err := r.checkPage(ctx, now, &pageOK, &notJoinedSince); err != nil {
-				return captured, err
+				return capturing, err
 			}
 			cur := readTree(r.b.pid())
 			cpu := cpuDelta(prevTree, cur)

@@ -57,12 +57,15 @@ func (s State) String() string { return stateNames[s] }
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Backoff of failed attempts: the wait doubles from minBackoff to
-// maxBackoff (±20 %). A browser that was capturing is restarted after
-// restartAfterCapture, so that it is back well within the grace period.
+// maxBackoff (±20 %). A browser that had been capturing for stableCapture
+// is restarted after restartAfterCapture, so that it is back well within
+// the grace period; one that fails sooner backs off, so that a crash loop
+// does not spin.
 const (
 	minBackoff          = time.Second
 	maxBackoff          = 30 * time.Second
 	restartAfterCapture = 250 * time.Millisecond
+	stableCapture       = 10 * time.Second
 )
 
 // Config says which meeting to capture and where to publish it.
@@ -295,7 +298,7 @@ func (c *Capture) Run(ctx context.Context) error {
 		c.mu.Lock()
 		c.cancel = cancel
 		c.mu.Unlock()
-		captured, err := c.attempt(actx, dir, ext)
+		capturing, err := c.attempt(actx, dir, ext)
 		cancel()
 		c.mu.Lock()
 		c.cancel = nil
@@ -309,7 +312,7 @@ func (c *Capture) Run(ctx context.Context) error {
 			continue // stopped from the API
 		}
 		var wait time.Duration
-		if captured {
+		if !capturing.IsZero() && time.Since(capturing) >= stableCapture {
 			backoff, wait = 0, restartAfterCapture
 		} else {
 			backoff, wait = nextBackoff(backoff)

@@ -6,7 +6,6 @@
 
 let pc = null;
 let stream = null;
-let resource = null;
 let token = '';
 let startError = '';
 
@@ -71,7 +70,6 @@ async function start(streamId, cfg) {
     await sleep(500);
   }
   if (res.status !== 201) throw new Error('WHIP answered ' + res.status + ': ' + (await res.text()).slice(0, 200));
-  resource = new URL(res.headers.get('Location'), cfg.whip).href;
   let answer = await res.text();
   // Loopback has room: start the encoder near its target rather than at
   // WebRTC's cautious 300 kbit/s (Chromium reads x-google-start-bitrate
@@ -110,17 +108,4 @@ self.seanceStats = async () => {
     }
   });
   return out;
-};
-
-// seanceStop ends the WHIP session (DELETE) and the capture.
-self.seanceStop = async () => {
-  if (resource) {
-    try {
-      await fetch(resource, { method: 'DELETE', headers: { Authorization: 'Bearer ' + token } });
-    } catch (e) { /* seance is going away too */ }
-    resource = null;
-  }
-  if (pc) pc.close();
-  if (stream) stream.getTracks().forEach((t) => t.stop());
-  return true;
 };
