@@ -93,7 +93,7 @@ func (c *Capture) attempt(ctx context.Context, dir, ext string) (capturing time.
 		c.mu.Unlock()
 		c.met.memory.Set(0)
 		if err != nil && r.b.exitReason() != "still running" && !errors.Is(err, context.Canceled) {
-			c.log.Debug().Str("stderr", c.scrub.Replace(tail(r.b.stderr.String(), 2000))).Msg("browser output")
+			c.log.Debug().Str("stderr", c.clean(tail(r.b.stderr.String(), 2000))).Msg("browser output")
 		}
 	}()
 	if err := r.open(ctx, url); err != nil {
@@ -160,7 +160,7 @@ func (c *Capture) launch(ctx context.Context, path, dir, ext string) (*run, erro
 			c.log.Warn().Msg("Chromium's sandbox is not available here (no user namespaces, or running as root): running the browser without it")
 			continue
 		}
-		return nil, fmt.Errorf("%w at start (%s): %s", ErrBrowserExited, b.exitReason(), c.scrub.Replace(lastLine(stderr)))
+		return nil, fmt.Errorf("%w at start (%s): %s", ErrBrowserExited, b.exitReason(), c.clean(lastLine(stderr)))
 	}
 }
 
@@ -260,7 +260,7 @@ func (r *run) open(ctx context.Context, url string) error {
 		return err
 	}
 	if nav.ErrorText != "" {
-		return fmt.Errorf("the meeting page did not load: %s", c.scrub.Replace(nav.ErrorText))
+		return fmt.Errorf("the meeting page did not load: %s", c.clean(nav.ErrorText))
 	}
 	probe := jitsiProbe
 	if c.cfg.Meeting.Platform() == "bbb" {
@@ -302,7 +302,7 @@ func (r *run) open(ctx context.Context, url string) error {
 		case where == "left":
 			return ErrThrownOut
 		case strings.HasPrefix(where, "error:"):
-			return fmt.Errorf("%w the join: %s", ErrBBBRefused, c.scrub.Replace(oneLine(strings.TrimPrefix(where, "error:"), 200)))
+			return fmt.Errorf("%w the join: %s", ErrBBBRefused, c.clean(oneLine(strings.TrimPrefix(where, "error:"), 200)))
 		case where == "lobby":
 			c.setState(StateJoining, "", DetailLobby)
 			continue // a moderator must admit the bot: no time limit
@@ -357,7 +357,7 @@ func (r *run) startCapture(ctx context.Context) error {
 		return err
 	}
 	if err := r.b.cdp.evaluate(ctx, swSession, "seanceStart("+string(cfg)+")", nil); err != nil {
-		return fmt.Errorf("the capture did not start: %s", c.scrub.Replace(err.Error()))
+		return fmt.Errorf("the capture did not start: %s", c.clean(err.Error()))
 	}
 	off, err := r.findTarget(ctx, func(t targetInfo) bool { return t.URL == prefix+"offscreen.html" })
 	if err != nil {
@@ -467,7 +467,7 @@ func (r *run) watch(ctx context.Context) (capturing time.Time, err error) {
 			if why == "" {
 				why = "connection " + st.State
 			}
-			return capturing, fmt.Errorf("the capture did not start within %s: %s", captureTimeout, c.scrub.Replace(why))
+			return capturing, fmt.Errorf("the capture did not start within %s: %s", captureTimeout, c.clean(why))
 		}
 
 		if serr == nil && n%(int(10*time.Second/every)) == 0 {
@@ -594,7 +594,7 @@ func (r *run) event(m cdpMessage) {
 // counted, kept for the dashboard, logged at most every 5 s.
 func (r *run) pageError(session, text string) {
 	c := r.c
-	text = oneLine(c.scrub.Replace(text), 300)
+	text = oneLine(c.clean(text), 300)
 	source := "meeting page"
 	if session != r.page {
 		source = "capture extension"

@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -225,6 +226,16 @@ func secretScrubber(m configs.Meeting, token string) *strings.Replacer {
 	return strings.NewReplacer(pairs...)
 }
 
+// credentialRE matches the credentials a meeting's own URLs carry, which a
+// page may print in its errors: BigBlueButton's session token and API
+// checksum, Jitsi's JWT.
+var credentialRE = regexp.MustCompile(`(?i)((?:sessionToken|checksum|jwt)=)[^&\s"'#]+`)
+
+// clean hides the meeting's secrets in text bound for the log or the API.
+func (c *Capture) clean(s string) string {
+	return credentialRE.ReplaceAllString(c.scrub.Replace(s), "${1}[redacted]")
+}
+
 // Status returns a snapshot of the capture's state.
 func (c *Capture) Status() Status {
 	c.mu.Lock()
@@ -321,7 +332,7 @@ func (c *Capture) Run(ctx context.Context) error {
 		c.status.Restarts++
 		c.mu.Unlock()
 		c.met.restarts.Inc()
-		reason := c.scrub.Replace(err.Error())
+		reason := c.clean(err.Error())
 		c.log.Warn().Str("reason", reason).Str("retry_in", wait.Round(10*time.Millisecond).String()).
 			Msg("meeting capture interrupted: restarting the browser")
 		c.setState(StateRetrying, reason, "")
