@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -164,7 +165,8 @@ type Channel struct {
 	MaxViewers int `yaml:"max_viewers"`
 }
 
-// Ingest is a channel's source. Exactly one of Key, Pull and Demo is set.
+// Ingest is a channel's source. Exactly one of Key, Pull, Demo and Meeting
+// is set.
 type Ingest struct {
 	// Key lets publishers push (RTMP, WHIP) when they present it.
 	Key Secret `yaml:"key"`
@@ -173,6 +175,9 @@ type Ingest struct {
 	Pull string `yaml:"pull"`
 	// Demo makes the channel play the built-in test source.
 	Demo bool `yaml:"demo"`
+	// Meeting makes seance join a Jitsi Meet or BigBlueButton meeting in
+	// headless Chromium, as a silent viewer, and broadcast what it shows.
+	Meeting Meeting `yaml:"meeting"`
 	// Transport is how an rtsp:// pull receives media: tcp, udp or auto
 	// (default: try UDP, fall back to TCP).
 	Transport string `yaml:"transport"`
@@ -191,6 +196,8 @@ func (in Ingest) String() string {
 		return "pull " + RedactURL(in.Pull)
 	case in.Demo:
 		return "demo"
+	case in.Meeting.IsSet():
+		return "meeting (" + in.Meeting.String() + ")"
 	}
 	return "none"
 }
@@ -211,6 +218,109 @@ func (in Ingest) redacted() plainIngest {
 	p := plainIngest(in)
 	p.Pull = RedactURL(p.Pull)
 	return p
+}
+
+// Meeting platforms (Meeting.Platform).
+const (
+	PlatformJitsi = "jitsi"
+	PlatformBBB   = "bbb"
+)
+
+// Meeting sizes: the browser's viewport, which is the captured picture.
+const (
+	Size720p  = "1280x720"
+	Size1080p = "1920x1080"
+)
+
+// DefaultDisplayName is the name seance joins a meeting under.
+const DefaultDisplayName = "Diffusion publique"
+
+// Meeting is a video meeting seance joins as a silent viewer (muted, camera
+// off) to broadcast it. Exactly one of Jitsi and BBB is set. The meeting's
+// URL, JWT and BBB secret are secrets: they are never printed.
+type Meeting struct {
+	// Jitsi is a Jitsi Meet meeting.
+	Jitsi Jitsi `yaml:"jitsi"`
+	// BBB is a BigBlueButton meeting, joined through its API.
+	BBB BBB `yaml:"bbb"`
+	// DisplayName is the name other participants see. Default
+	// "Diffusion publique".
+	DisplayName string `yaml:"display_name"`
+	// Size is the captured picture, Size720p (default) or Size1080p.
+	Size string `yaml:"size"`
+	// Start is StartAuto (default: join when seance starts) or StartManual
+	// (join when IT staff start it from the dashboard or the API).
+	Start string `yaml:"start"`
+}
+
+// Jitsi is a Jitsi Meet meeting.
+type Jitsi struct {
+	// URL is the meeting's address, e.g.
+	// "https://visio.example.fr/ConseilBourg". Anyone who has it can join:
+	// it is a secret.
+	URL Secret `yaml:"url"`
+	// JWT is the token of deployments that require one (secure domain with
+	// token authentication); empty otherwise.
+	JWT Secret `yaml:"jwt"`
+}
+
+// BBB is a BigBlueButton meeting.
+type BBB struct {
+	// API is the server's API endpoint, e.g.
+	// "https://bbb.example.fr/bigbluebutton/api" (what `bbb-conf --secret`
+	// prints as URL, followed by "api").
+	API string `yaml:"api"`
+	// Secret is the server's shared secret (`bbb-conf --secret`).
+	Secret Secret `yaml:"secret"`
+	// MeetingID is the meetingID the meeting is created with.
+	MeetingID string `yaml:"meeting_id"`
+}
+
+// IsSet reports whether any key of the meeting is set.
+func (m Meeting) IsSet() bool { return m != Meeting{} }
+
+// Platform returns PlatformJitsi or PlatformBBB, or "" when neither is set.
+func (m Meeting) Platform() string {
+	switch {
+	case m.Jitsi != Jitsi{}:
+		return PlatformJitsi
+	case m.BBB != BBB{}:
+		return PlatformBBB
+	}
+	return ""
+}
+
+// Dimensions returns the width and height of Size; 0, 0 when it is not
+// valid.
+func (m Meeting) Dimensions() (width, height int) {
+	switch m.Size {
+	case Size720p:
+		return 1280, 720
+	case Size1080p:
+		return 1920, 1080
+	}
+	return 0, 0
+}
+
+// String describes the meeting without its secrets: the platform and the
+// server's host name (never the room, the token or the join URL).
+func (m Meeting) String() string {
+	switch m.Platform() {
+	case PlatformJitsi:
+		return "Jitsi on " + hostOf(m.Jitsi.URL.Value())
+	case PlatformBBB:
+		return "BigBlueButton on " + hostOf(m.BBB.API) + ", meeting " + strconv.Quote(m.BBB.MeetingID)
+	}
+	return "no platform"
+}
+
+// hostOf returns the host name of an http(s) URL, or "[invalid URL]".
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return invalidURL
+	}
+	return u.Hostname()
 }
 
 // Start values of a Destination.
@@ -417,6 +527,17 @@ func (c *Config) fill() {
 		for j := range ch.Destinations {
 			if ch.Destinations[j].Start == "" {
 				ch.Destinations[j].Start = StartAuto
+			}
+		}
+		if m := &ch.Ingest.Meeting; m.IsSet() {
+			if m.DisplayName == "" {
+				m.DisplayName = DefaultDisplayName
+			}
+			if m.Size == "" {
+				m.Size = Size720p
+			}
+			if m.Start == "" {
+				m.Start = StartAuto
 			}
 		}
 	}

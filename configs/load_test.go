@@ -1,12 +1,15 @@
 package configs
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestParseEnv(t *testing.T) {
@@ -157,6 +160,8 @@ func TestExample(t *testing.T) {
 			{"youtube-commune-backup", "rtmp://b.rtmp.youtube.com/live2?backup=1"},
 		},
 		"saint-andre-de-cubzac": {},
+		"prignac":               {{"youtube", "rtmps://a.rtmps.youtube.com/live2"}},
+		"tauriac":               {},
 	}, got)
 
 	bourg := cfg.Channels[0]
@@ -172,6 +177,16 @@ func TestExample(t *testing.T) {
 	}
 	require.Equal(t, "rtsp://seance:cam-S3CR3T-pw-0004@camera-salle-conseil.cubzac.lan:554/stream1", cfg.Channels[1].Ingest.Pull)
 	require.True(t, cfg.Admin.Token.Equal(testEnv["SEANCE_ADMIN_TOKEN"]))
+
+	prignac := cfg.Channels[2].Ingest.Meeting
+	require.Equal(t, configsJitsi(testEnv["PRIGNAC_JITSI_URL"], testEnv["PRIGNAC_JITSI_JWT"]), prignac.Jitsi)
+	require.Equal(t, PlatformJitsi, prignac.Platform())
+	require.Equal(t, Meeting{Jitsi: prignac.Jitsi, DisplayName: DefaultDisplayName, Size: Size720p, Start: StartAuto}, prignac)
+	tauriac := cfg.Channels[3].Ingest.Meeting
+	require.Equal(t, PlatformBBB, tauriac.Platform())
+	require.Equal(t, "conseil-tauriac", tauriac.BBB.MeetingID)
+	require.True(t, tauriac.BBB.Secret.Equal(testEnv["TAURIAC_BBB_SECRET"]))
+	require.Equal(t, StartManual, tauriac.Start)
 
 	// Apart from what the example sets on purpose, it documents the defaults.
 	def := defaults()
@@ -209,4 +224,46 @@ func TestListReplacesDefault(t *testing.T) {
 	cfg, err = Parse([]byte("channels: []\n"), nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{"*"}, cfg.Public.FrameAncestors)
+}
+
+func configsJitsi(url, jwt string) Jitsi { return Jitsi{URL: Secret(url), JWT: Secret(jwt)} }
+
+// TestParseMeeting: a meeting ingest gets its defaults, describes itself
+// without its secrets, and encodes them redacted.
+func TestParseMeeting(t *testing.T) {
+	cfg, err := Parse([]byte(`
+channels:
+  - name: a
+    ingest: {meeting: {jitsi: {url: "${JITSI_URL}", jwt: "${JITSI_JWT}"}}}
+  - name: b
+    ingest:
+      meeting:
+        bbb: {api: "https://bbb.example.fr/bigbluebutton/api", secret: "${BBB_SECRET}", meeting_id: conseil}
+        display_name: "Mairie de Bourg"
+        size: 1920x1080
+        start: manual
+`), envFunc(testEnv))
+	require.NoError(t, err)
+	a, b := cfg.Channels[0].Ingest, cfg.Channels[1].Ingest
+	require.Equal(t, Meeting{
+		Jitsi:       Jitsi{URL: Secret(testEnv["JITSI_URL"]), JWT: Secret(testEnv["JITSI_JWT"])},
+		DisplayName: DefaultDisplayName, Size: Size720p, Start: StartAuto,
+	}, a.Meeting)
+	require.Equal(t, Meeting{
+		BBB:         BBB{API: "https://bbb.example.fr/bigbluebutton/api", Secret: Secret(testEnv["BBB_SECRET"]), MeetingID: "conseil"},
+		DisplayName: "Mairie de Bourg", Size: Size1080p, Start: StartManual,
+	}, b.Meeting)
+	w, h := b.Meeting.Dimensions()
+	require.Equal(t, [2]int{1920, 1080}, [2]int{w, h})
+	require.Equal(t, "meeting (Jitsi on visio.example.fr)", a.String())
+	require.Equal(t, `meeting (BigBlueButton on bbb.example.fr, meeting "conseil")`, b.String())
+	for _, in := range []Ingest{a, b} {
+		js, err := json.Marshal(in)
+		require.NoError(t, err)
+		ym, err := yaml.Marshal(in)
+		require.NoError(t, err)
+		for _, text := range []string{string(js), string(ym), fmt.Sprintf("%v %+v %#v %s", in, in, in, in)} {
+			require.NotContains(t, text, "S3CR3T")
+		}
+	}
 }

@@ -294,13 +294,16 @@ func (v *validator) hls(h *HLS) {
 
 func (v *validator) ingest(path string, in *Ingest) {
 	set := 0
-	for _, ok := range []bool{in.Key.IsSet(), in.Pull != "", in.Demo} {
+	for _, ok := range []bool{in.Key.IsSet(), in.Pull != "", in.Demo, in.Meeting.IsSet()} {
 		if ok {
 			set++
 		}
 	}
+	if in.Meeting.IsSet() {
+		v.meeting(path+".meeting", &in.Meeting)
+	}
 	if set != 1 {
-		msg := "set exactly one of key, pull or demo"
+		msg := "set exactly one of key, pull, demo or meeting"
 		if refs, ok := v.tainted[path+".key"]; ok && !in.Key.IsSet() {
 			msg += " (" + strings.Join(refs, " and ") + " is empty)"
 		}
@@ -362,4 +365,86 @@ func (v *validator) destination(path string, d *Destination) {
 	default:
 		v.add(path+".start", "%s is not valid: use auto or manual", v.show(path+".start", d.Start))
 	}
+}
+
+// maxMeetingID is BigBlueButton's limit on meeting IDs (API reference,
+// "Updated in 2.4").
+const maxMeetingID = 256
+
+// meeting checks a meeting ingest. The Jitsi URL, the JWT and the BBB
+// secret are never quoted.
+func (v *validator) meeting(path string, m *Meeting) {
+	hasJitsi, hasBBB := m.Jitsi != Jitsi{}, m.BBB != BBB{}
+	switch {
+	case hasJitsi && hasBBB:
+		v.add(path, "set jitsi or bbb, not both")
+	case !hasJitsi && !hasBBB:
+		v.add(path, "set jitsi (url) or bbb (api, secret, meeting_id)")
+	case hasJitsi:
+		upath := path + ".jitsi.url"
+		if !m.Jitsi.URL.IsSet() {
+			v.add(upath, "must be set, e.g. \"https://visio.example.fr/ConseilBourg\"")
+		} else if reason := meetingURLProblem(m.Jitsi.URL.Value(), true); reason != "" {
+			v.add(upath, "is not a valid meeting address: %s", reason)
+		}
+		if jwt := m.Jitsi.JWT.Value(); strings.ContainsAny(jwt, " \t\r\n&#?") {
+			v.add(path+".jitsi.jwt", "is not a valid token: a JWT has no spaces, '&', '#' or '?'")
+		}
+	default:
+		apath := path + ".bbb.api"
+		if m.BBB.API == "" {
+			v.add(apath, "must be set, e.g. \"https://bbb.example.fr/bigbluebutton/api\"")
+		} else if reason := meetingURLProblem(m.BBB.API, false); reason != "" {
+			shown := m.BBB.API
+			if strings.Contains(shown, "@") {
+				shown = RedactURL(shown) // userinfo may hold a password
+			}
+			v.add(apath, "%s is not a valid API address: %s", v.show(apath, shown), reason)
+		}
+		if !m.BBB.Secret.IsSet() {
+			v.add(path+".bbb.secret", "must be set: the server's shared secret (bbb-conf --secret)")
+		}
+		id := m.BBB.MeetingID
+		ipath := path + ".bbb.meeting_id"
+		switch {
+		case id == "":
+			v.add(ipath, "must be set: the meetingID the meeting is created with")
+		case len(id) > maxMeetingID:
+			v.add(ipath, "is too long: BigBlueButton takes at most %d characters", maxMeetingID)
+		case strings.Contains(id, ","):
+			v.add(ipath, "%s is not valid: BigBlueButton meeting IDs have no comma", v.show(ipath, id))
+		}
+	}
+	if n := len([]rune(m.DisplayName)); n == 0 || n > 64 || strings.TrimSpace(m.DisplayName) == "" {
+		v.add(path+".display_name", "%s is not valid: use 1 to 64 characters, e.g. \"Diffusion publique\"",
+			v.show(path+".display_name", m.DisplayName))
+	}
+	if w, _ := m.Dimensions(); w == 0 {
+		v.add(path+".size", "%s is not valid: use 1280x720 or 1920x1080", v.show(path+".size", m.Size))
+	}
+	switch m.Start {
+	case StartAuto, StartManual:
+	default:
+		v.add(path+".start", "%s is not valid: use auto or manual", v.show(path+".start", m.Start))
+	}
+}
+
+// meetingURLProblem says what is wrong with a meeting or API address, in
+// words that do not quote it; "" when it is valid. A meeting address needs
+// a room (a path).
+func meetingURLProblem(raw string, room bool) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Scheme == "":
+		return "use an https:// address"
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "use an https:// address"
+	case u.Hostname() == "":
+		return "it has no host"
+	case u.User != nil:
+		return "remove the user name and password from it"
+	case room && strings.Trim(u.Path, "/") == "":
+		return "it names no room: add the room, e.g. https://visio.example.fr/ConseilBourg"
+	}
+	return ""
 }

@@ -20,6 +20,15 @@ var testEnv = map[string]string{
 	"BAD_GRACE":              "grace-S3CR3T-0009",
 	"BAD_LEVEL":              "level-S3CR3T-0010",
 	"NEG_GRACE":              "-5s",
+	"JITSI_URL":              "https://visio.example.fr/Conseil-S3CR3T-0011",
+	"JITSI_JWT":              "eyJ-S3CR3T-jwt-0012",
+	"BAD_JITSI_URL":          "https:///Conseil-S3CR3T-0013",
+	"BAD_JWT":                "eyJ S3CR3T-0014",
+	"BBB_SECRET":             "bbb-S3CR3T-0015",
+	"PRIGNAC_JITSI_URL":      "https://visio.cc-bourg.fr/Prignac-S3CR3T-0016",
+	"PRIGNAC_JITSI_JWT":      "eyJ-S3CR3T-prignac-0017",
+	"PRIGNAC_YT_KEY":         "yt-S3CR3T-prignac-0018",
+	"TAURIAC_BBB_SECRET":     "bbb-S3CR3T-tauriac-0019",
 	"EMPTY":                  "",
 }
 
@@ -238,17 +247,17 @@ channels:
 	{
 		name: "ingest none",
 		yaml: "channels:\n  - name: a\n",
-		want: "channels[0].ingest: set exactly one of key, pull or demo",
+		want: "channels[0].ingest: set exactly one of key, pull, demo or meeting",
 	},
 	{
 		name: "ingest two",
 		yaml: "channels:\n  - name: a\n    ingest: {key: \"${BOURG_INGEST_KEY}\", demo: true}\n",
-		want: "channels[0].ingest: set exactly one of key, pull or demo",
+		want: "channels[0].ingest: set exactly one of key, pull, demo or meeting",
 	},
 	{
 		name: "ingest key from empty env",
 		yaml: "channels:\n  - name: a\n    ingest: {key: \"${EMPTY}\"}\n",
-		want: "channels[0].ingest: set exactly one of key, pull or demo (${EMPTY} is empty)",
+		want: "channels[0].ingest: set exactly one of key, pull, demo or meeting (${EMPTY} is empty)",
 	},
 	{
 		name: "pull scheme",
@@ -384,6 +393,52 @@ channels:
 			"hls.segment_count: must be at least 3 for variant dash (got 2)\n" +
 			"hls.segment_duration: must be between 100ms and 30s (got 1m0s)\n" +
 			"hls.part_duration: must be between 50ms and segment_duration (got 1ms)",
+	},
+	{
+		name: "meeting without platform",
+		yaml: "channels:\n  - name: a\n    ingest: {meeting: {display_name: Bourg}}\n",
+		want: "channels[0].ingest.meeting: set jitsi (url) or bbb (api, secret, meeting_id)",
+	},
+	{
+		name: "meeting and key",
+		yaml: "channels:\n  - name: a\n    ingest: {key: \"${BOURG_INGEST_KEY}\", meeting: {jitsi: {url: \"${JITSI_URL}\"}}}\n",
+		want: "channels[0].ingest: set exactly one of key, pull, demo or meeting",
+	},
+	{
+		name: "meeting jitsi and bbb",
+		yaml: "channels:\n  - name: a\n    ingest:\n      meeting:\n        jitsi: {url: \"${JITSI_URL}\"}\n" +
+			"        bbb: {api: \"https://bbb.example.fr/bigbluebutton/api\", secret: \"${BBB_SECRET}\", meeting_id: c}\n",
+		want: "channels[0].ingest.meeting: set jitsi or bbb, not both",
+	},
+	{
+		name: "meeting jitsi url",
+		yaml: "channels:\n  - name: a\n    ingest: {meeting: {jitsi: {url: \"${BAD_JITSI_URL}\"}}}\n" +
+			"  - name: b\n    ingest: {meeting: {jitsi: {url: \"https://visio.example.fr/\", jwt: \"${BAD_JWT}\"}}}\n" +
+			"  - name: c\n    ingest: {meeting: {jitsi: {url: \"ftp://visio.example.fr/Conseil-S3CR3T-room\"}}}\n" +
+			"  - name: d\n    ingest: {meeting: {jitsi: {jwt: \"${JITSI_JWT}\"}}}\n",
+		want: "channels[0].ingest.meeting.jitsi.url: is not a valid meeting address: it has no host\n" +
+			"channels[1].ingest.meeting.jitsi.url: is not a valid meeting address: it names no room: add the room, e.g. https://visio.example.fr/ConseilBourg\n" +
+			"channels[1].ingest.meeting.jitsi.jwt: is not a valid token: a JWT has no spaces, '&', '#' or '?'\n" +
+			"channels[2].ingest.meeting.jitsi.url: is not a valid meeting address: use an https:// address\n" +
+			`channels[3].ingest.meeting.jitsi.url: must be set, e.g. "https://visio.example.fr/ConseilBourg"`,
+	},
+	{
+		name: "meeting bbb",
+		yaml: "channels:\n  - name: a\n    ingest: {meeting: {bbb: {api: \"bbb.example.fr\", meeting_id: \"a,b\"}}}\n" +
+			"  - name: b\n    ingest: {meeting: {bbb: {secret: \"${BBB_SECRET}\"}, size: 640x480, start: later, display_name: \" \"}}\n",
+		want: `channels[0].ingest.meeting.bbb.api: "bbb.example.fr" is not a valid API address: use an https:// address` + "\n" +
+			"channels[0].ingest.meeting.bbb.secret: must be set: the server's shared secret (bbb-conf --secret)\n" +
+			`channels[0].ingest.meeting.bbb.meeting_id: "a,b" is not valid: BigBlueButton meeting IDs have no comma` + "\n" +
+			`channels[1].ingest.meeting.bbb.api: must be set, e.g. "https://bbb.example.fr/bigbluebutton/api"` + "\n" +
+			"channels[1].ingest.meeting.bbb.meeting_id: must be set: the meetingID the meeting is created with\n" +
+			`channels[1].ingest.meeting.display_name: " " is not valid: use 1 to 64 characters, e.g. "Diffusion publique"` + "\n" +
+			`channels[1].ingest.meeting.size: "640x480" is not valid: use 1280x720 or 1920x1080` + "\n" +
+			`channels[1].ingest.meeting.start: "later" is not valid: use auto or manual`,
+	},
+	{
+		name: "meeting with pull options",
+		yaml: "channels:\n  - name: a\n    ingest: {meeting: {jitsi: {url: \"${JITSI_URL}\"}}, transport: tcp}\n",
+		want: "channels[0].ingest: transport, username and password only apply to pull",
 	},
 	{
 		name: "several problems from env",

@@ -14,7 +14,9 @@ command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
 # The browser test plays the watch page in Debian's Chromium, driven by
-# playwright-core on Node >= 18.
+# playwright-core on Node >= 18; the meeting ingest's tests run the same
+# Chromium headless, driven by seance itself (its fonts come with
+# fontconfig: DejaVu is enough for the stand-in meeting page).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)

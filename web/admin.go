@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/seance-relay/seance/configs"
+	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
@@ -42,6 +43,14 @@ type Pull interface {
 	Status() pull.Status
 }
 
+// Meeting is a channel's meeting capture (ingest/meeting) as the admin API
+// shows and steers it.
+type Meeting interface {
+	Status() meeting.Status
+	Start()
+	Stop()
+}
+
 // AdminConfig configures the admin listener.
 type AdminConfig struct {
 	// Listen is the TCP address; the config loader refuses a non-loopback
@@ -63,6 +72,9 @@ type AdminConfig struct {
 	// Pulls holds the pull of each channel fed by one. Server.SetSinks
 	// replaces it after a config reload.
 	Pulls map[string]Pull
+	// Meetings holds the meeting capture of each channel fed by one.
+	// Server.SetMeetings replaces it after a config reload.
+	Meetings map[string]Meeting
 	// Reload, when set, serves POST /api/v1/reload: it re-reads the config
 	// file and applies it. Its result is the JSON answer; an error means
 	// the new file was refused and nothing changed (422). Nil: 404.
@@ -95,6 +107,7 @@ type admin struct {
 	events *broker
 	dash   *dashboard
 	sinks  atomic.Pointer[sinks]
+	meets  atomic.Pointer[map[string]Meeting]
 
 	histMu  sync.Mutex
 	history map[string]*history
@@ -130,6 +143,21 @@ func (s *Server) SetSinks(dests map[string][]Destination, pulls map[string]Pull)
 	if s.admin != nil {
 		s.admin.sinks.Store(&sinks{dests: dests, pulls: pulls})
 	}
+}
+
+// SetMeetings replaces the meeting captures the admin API shows and steers
+// (config reload). The map must not be modified afterwards. It does
+// nothing on the public server. Safe for concurrent use.
+func (s *Server) SetMeetings(meetings map[string]Meeting) {
+	if s.admin != nil {
+		s.admin.meets.Store(&meetings)
+	}
+}
+
+// meeting returns the meeting capture of a channel fed by one.
+func (a *admin) meeting(channel string) (Meeting, bool) {
+	m, ok := (*a.meets.Load())[channel]
+	return m, ok
 }
 
 // pull returns the pull of a channel fed by one.
@@ -194,6 +222,8 @@ func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error)
 	}
 	a.events = newBroker(cfg.sseBuffer, log)
 	a.sinks.Store(&sinks{dests: cfg.Destinations, pulls: cfg.Pulls})
+	meets := cfg.Meetings
+	a.meets.Store(&meets)
 	for _, c := range hub.Channels() {
 		a.history[c.Name()] = &history{}
 	}
@@ -211,6 +241,7 @@ func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error)
 		{"GET /api/v1/channels/{channel}/history", http.HandlerFunc(a.getHistory)},
 		{"POST /api/v1/channels/{channel}/kick", http.HandlerFunc(a.kick)},
 		{"POST /api/v1/channels/{channel}/destinations/{destination}/{action}", http.HandlerFunc(a.steerDestination)},
+		{"POST /api/v1/channels/{channel}/meeting/{action}", http.HandlerFunc(a.steerMeeting)},
 		{"GET /api/v1/events", http.HandlerFunc(a.serveEvents)},
 		{"POST /api/v1/reload", http.HandlerFunc(a.reload)},
 		{"GET /dashboard", http.HandlerFunc(a.dash.page)},
@@ -387,6 +418,33 @@ func (a *admin) steerDestination(w http.ResponseWriter, r *http.Request) {
 	a.log.Info().Str("channel", c.Name()).Str("destination", dest.Status().Name).
 		Str("action", r.PathValue("action")).Msg("destination steered from the admin API")
 	writeJSON(w, http.StatusAccepted, dest.Status())
+}
+
+// steerMeeting starts, stops or restarts a channel's meeting capture.
+func (a *admin) steerMeeting(w http.ResponseWriter, r *http.Request) {
+	c := a.channel(w, r)
+	if c == nil {
+		return
+	}
+	m, ok := a.meeting(c.Name())
+	if !ok {
+		a.fail(w, r, http.StatusNotFound, "no_meeting", "this channel is not fed by a meeting (ingest.meeting)", nil)
+		return
+	}
+	switch r.PathValue("action") {
+	case "start":
+		m.Start()
+	case "stop":
+		m.Stop()
+	case "restart":
+		m.Stop()
+		m.Start()
+	default:
+		a.fail(w, r, http.StatusNotFound, "unknown_action", "action must be start, stop or restart", nil)
+		return
+	}
+	a.log.Info().Str("channel", c.Name()).Str("action", r.PathValue("action")).Msg("meeting capture steered from the admin API")
+	writeJSON(w, http.StatusAccepted, m.Status())
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
@@ -38,17 +39,18 @@ type destinationEvent struct {
 
 // healthSample is the data of a health event, and what the history keeps.
 type healthSample struct {
-	Channel          string         `json:"channel"`
-	Time             time.Time      `json:"time"`
-	State            relay.State    `json:"state"`
-	Bitrate          float64        `json:"bitrate_bps"`
-	FPS              float64        `json:"fps"`
-	KeyframeInterval float64        `json:"keyframe_interval_s"`
-	Viewers          map[string]int `json:"viewers"`
-	Warnings         []string       `json:"warnings"`
-	Slate            bool           `json:"slate"`
-	Destinations     []rtmp.Status  `json:"destinations"`
-	Pull             *pull.Status   `json:"pull,omitempty"`
+	Channel          string          `json:"channel"`
+	Time             time.Time       `json:"time"`
+	State            relay.State     `json:"state"`
+	Bitrate          float64         `json:"bitrate_bps"`
+	FPS              float64         `json:"fps"`
+	KeyframeInterval float64         `json:"keyframe_interval_s"`
+	Viewers          map[string]int  `json:"viewers"`
+	Warnings         []string        `json:"warnings"`
+	Slate            bool            `json:"slate"`
+	Destinations     []rtmp.Status   `json:"destinations"`
+	Pull             *pull.Status    `json:"pull,omitempty"`
+	Meeting          *meeting.Status `json:"meeting,omitempty"`
 }
 
 // destPollEvery is how often destinations are checked for a state change
@@ -162,6 +164,10 @@ func (a *admin) sample(c *relay.Channel, now time.Time) healthSample {
 	if p, ok := a.pull(c.Name()); ok {
 		ps := p.Status()
 		s.Pull = &ps
+	}
+	if m, ok := a.meeting(c.Name()); ok {
+		ms := m.Status()
+		s.Meeting = &ms
 	}
 	return s
 }

@@ -180,6 +180,8 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"GET", "/api/v1/channels/nope", "/api/v1/channels/{channel}", auth, 404},
 		{"GET", "/api/v1/channels/nope/history", "/api/v1/channels/{channel}/history", auth, 404},
 		{"POST", "/api/v1/channels/bourg/destinations/nope/stop", "/api/v1/channels/{channel}/destinations/{destination}/{action}", auth, 404},
+		{"POST", "/api/v1/channels/bourg/meeting/restart", "/api/v1/channels/{channel}/meeting/{action}", auth, 202},
+		{"POST", "/api/v1/channels/ville/meeting/start", "/api/v1/channels/{channel}/meeting/{action}", auth, 404},
 	} {
 		t.Run(fmt.Sprintf("%s %s %d", tc.method, tc.path, tc.status), func(t *testing.T) {
 			r := do(t, c, tc.method, base+tc.path, tc.header)

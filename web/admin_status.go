@@ -3,6 +3,7 @@ package web
 import (
 	"time"
 
+	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
@@ -21,7 +22,10 @@ type ChannelStatus struct {
 	Viewers      map[string]int `json:"viewers"`
 	Destinations []rtmp.Status  `json:"destinations"`
 	// Pull is the state of the channel's pull; nil for pushed channels.
-	Pull      *pull.Status    `json:"pull"`
+	Pull *pull.Status `json:"pull"`
+	// Meeting is the state of the channel's meeting capture; nil for
+	// channels not fed by a meeting.
+	Meeting   *meeting.Status `json:"meeting"`
 	Recording recordingStatus `json:"recording"`
 }
 
@@ -53,6 +57,10 @@ func (a *admin) status(c *relay.Channel) ChannelStatus {
 	if p, ok := a.pull(c.Name()); ok {
 		ps := p.Status()
 		st.Pull = &ps
+	}
+	if m, ok := a.meeting(c.Name()); ok {
+		ms := m.Status()
+		st.Meeting = &ms
 	}
 	return st
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seance-relay/seance/configs"
+	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
 	"github.com/seance-relay/seance/relay"
 )
@@ -39,6 +40,7 @@ var adminRoutes = []struct {
 	{method: http.MethodPost, path: "/api/v1/channels/bourg/kick", status: http.StatusConflict},
 	// Start is asynchronous: the request is accepted, not done.
 	{method: http.MethodPost, path: "/api/v1/channels/bourg/destinations/youtube/start", status: http.StatusAccepted},
+	{method: http.MethodPost, path: "/api/v1/channels/bourg/meeting/start", status: http.StatusAccepted},
 	{method: http.MethodGet, path: "/api/v1/events", status: http.StatusOK, stream: true},
 	{method: http.MethodGet, path: "/dashboard", status: http.StatusOK, open: true},
 	{method: http.MethodGet, path: "/dashboard/static/dashboard.js", status: http.StatusOK, open: true},
@@ -53,9 +55,19 @@ type fakePull pull.Status
 
 func (p fakePull) Status() pull.Status { return pull.Status(p) }
 
+// fakeMeeting is a Meeting that records its calls in calls.
+type fakeMeeting struct {
+	calls *calls
+	st    meeting.Status
+}
+
+func (m *fakeMeeting) Status() meeting.Status { return m.st }
+func (m *fakeMeeting) Start()                 { m.calls.add("meeting start") }
+func (m *fakeMeeting) Stop()                  { m.calls.add("meeting stop") }
+
 // startAdmin serves the admin API over hub with one recording destination
-// ("youtube") on channel bourg, 2 WebRTC and 1 RTSP viewers on each
-// channel, and a pull on ville.
+// ("youtube") and a meeting capture on channel bourg, 2 WebRTC and 1 RTSP
+// viewers on each channel, and a pull on ville.
 func startAdmin(t *testing.T, token configs.Secret) (string, *http.Client, *calls, *logBuffer) {
 	t.Helper()
 	hub, _ := newHub(t)
@@ -84,6 +96,14 @@ func startAdminWith(t *testing.T, hub Channels, cfg AdminConfig) (string, *http.
 	}
 	if cfg.Pulls == nil {
 		cfg.Pulls = map[string]Pull{"ville": fakePull{URL: "rtsp://camera.lan/stream", State: pull.StateRetrying, Reconnects: 3, LastError: "rtsp: connection refused"}}
+	}
+	if cfg.Meetings == nil {
+		cfg.Meetings = map[string]Meeting{"bourg": &fakeMeeting{calls: c, st: meeting.Status{
+			Platform: "jitsi", Server: "visio.example.fr", State: meeting.StateCapturing, Since: time.Now(),
+			Started: true, Restarts: 1, LastError: "the browser (chromium) exited (killed by signal killed)",
+			Size: "1280x720", CaptureFPS: 29.5, CPUCores: 0.8, MemoryBytes: 512 << 20, Processes: 9,
+			PageErrors: 2, LastPageError: "WebSocket connection failed",
+		}}}
 	}
 	log := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), logs))
 	a, err := newAdmin(cfg, hub, log)
@@ -173,7 +193,7 @@ func TestAdminAuth(t *testing.T) {
 				require.Empty(t, r.header.Get("WWW-Authenticate"), route.path)
 			}
 			if tc.ok {
-				require.Equal(t, []string{"youtube start"}, calls.get())
+				require.Equal(t, []string{"youtube start", "meeting start"}, calls.get())
 			} else {
 				require.Empty(t, calls.get(), "a refused request reached a destination")
 			}
@@ -238,7 +258,7 @@ func TestAdminWithoutToken(t *testing.T) {
 			require.Empty(t, r.header.Values("Set-Cookie"))
 		})
 	}
-	require.Equal(t, []string{"youtube start"}, calls.get())
+	require.Equal(t, []string{"youtube start", "meeting start"}, calls.get())
 }
 
 func TestAdminErrors(t *testing.T) {
@@ -312,6 +332,35 @@ func TestAdminSteerDestination(t *testing.T) {
 	}
 }
 
+func TestAdminSteerMeeting(t *testing.T) {
+	for _, tc := range []struct {
+		action string
+		want   []string
+	}{
+		{"start", []string{"meeting start"}},
+		{"stop", []string{"meeting stop"}},
+		{"restart", []string{"meeting stop", "meeting start"}},
+	} {
+		t.Run(tc.action, func(t *testing.T) {
+			base, c, calls, logs := startAdmin(t, adminToken)
+			r := do(t, c, http.MethodPost, base+"/api/v1/channels/bourg/meeting/"+tc.action, bearer("Bearer "+adminToken))
+			require.Equal(t, http.StatusAccepted, r.status, r.body)
+			require.Equal(t, tc.want, calls.get())
+			var st map[string]any
+			require.NoError(t, json.Unmarshal([]byte(r.body), &st))
+			require.Equal(t, "capturing", st["state"])
+			require.Contains(t, logs.String(), "meeting capture steered from the admin API")
+		})
+	}
+	base, c, calls, _ := startAdmin(t, adminToken)
+	auth := bearer("Bearer " + adminToken)
+	requireAdminError(t, do(t, c, http.MethodPost, base+"/api/v1/channels/ville/meeting/start", auth), http.StatusNotFound, "no_meeting")
+	requireAdminError(t, do(t, c, http.MethodPost, base+"/api/v1/channels/bourg/meeting/pause", auth), http.StatusNotFound, "unknown_action")
+	requireAdminError(t, do(t, c, http.MethodPost, base+"/api/v1/channels/nope/meeting/start", auth), http.StatusNotFound, "channel_not_found")
+	requireAdminError(t, do(t, c, http.MethodPost, base+"/api/v1/channels/bourg/meeting/start", nil), http.StatusUnauthorized, "unauthorized")
+	require.Empty(t, calls.get())
+}
+
 // apiStatus is ChannelStatus as a client reads it.
 type apiStatus struct {
 	Name   string `json:"name"`
@@ -326,6 +375,7 @@ type apiStatus struct {
 	Viewers      map[string]int   `json:"viewers"`
 	Destinations []map[string]any `json:"destinations"`
 	Pull         map[string]any   `json:"pull"`
+	Meeting      map[string]any   `json:"meeting"`
 	Recording    map[string]any   `json:"recording"`
 }
 
@@ -352,7 +402,11 @@ func TestAdminChannels(t *testing.T) {
 	require.Equal(t, map[string]int{"webrtc": 2, "rtsp": 1, "total": 3}, bourg.Viewers)
 	require.Len(t, bourg.Destinations, 1)
 	require.Equal(t, "youtube", bourg.Destinations[0]["name"])
-	require.Nil(t, bourg.Pull, "bourg is pushed")
+	require.Nil(t, bourg.Pull, "bourg is not pulled")
+	require.Equal(t, "capturing", bourg.Meeting["state"])
+	require.Equal(t, "visio.example.fr", bourg.Meeting["server"])
+	require.EqualValues(t, 512<<20, bourg.Meeting["memory_bytes"])
+	require.Nil(t, ville.Meeting, "ville is not a meeting")
 	require.Equal(t, map[string]any{"enabled": false}, bourg.Recording)
 
 	require.Equal(t, "ville", ville.Name)

@@ -45,6 +45,13 @@ func newServer(name, addr string, h http.Handler, log zerolog.Logger) (*Server, 
 	}, nil
 }
 
+// NewInternal binds a listener on a free loopback port for seance's own
+// clients (the meeting capture's browser publishing over WHIP): h is
+// reachable from this machine only.
+func NewInternal(h http.Handler, log zerolog.Logger) (*Server, error) {
+	return newServer("internal", "127.0.0.1:0", h, log.With().Str("component", "web.internal").Logger())
+}
+
 // Addr returns the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 

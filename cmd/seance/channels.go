@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 
 	"github.com/rs/zerolog"
 
 	"github.com/seance-relay/seance/configs"
 	"github.com/seance-relay/seance/ingest/demo"
+	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
 	pubrtmp "github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
@@ -28,10 +30,26 @@ type task struct {
 
 // chanTasks are the runners of one channel.
 type chanTasks struct {
-	ingest *task            // demo or pull, nil for pushed channels
-	pull   *pull.Puller     // the pull behind ingest, for the admin API
-	dests  []*task          // in config order
-	byDest map[string]*task // by destination name
+	ingest  *task            // demo, pull or meeting; nil for pushed channels
+	pull    *pull.Puller     // the pull behind ingest, for the admin API
+	meeting *meeting.Capture // the meeting capture behind ingest, for the admin API
+	dests   []*task          // in config order
+	byDest  map[string]*task // by destination name
+}
+
+// ingestTask is a prepared ingest runner and what the admin API shows of
+// it.
+type ingestTask struct {
+	task    *task
+	pull    *pull.Puller
+	meeting *meeting.Capture
+}
+
+// meetingPublisher is where meeting captures publish: seance's WHIP
+// server, served for its own publishers on a loopback listener.
+type meetingPublisher interface {
+	InternalToken(channel string) configs.Secret
+	Disconnect(channel string) bool
 }
 
 // channelSet runs the per-channel runners. Its Run loop owns them: a
@@ -41,15 +59,20 @@ type channelSet struct {
 	hub     *relay.Hub
 	destMet *pubrtmp.Metrics
 	pullMet *pull.Metrics
+	meetMet *meeting.Metrics
+	// whip and whipBase ("http://127.0.0.1:port") are where meeting
+	// captures publish; set before the first prepare.
+	whip     meetingPublisher
+	whipBase string
 
 	chans   map[string]*chanTasks // owned by Run once it started
 	reqs    chan func(ctx context.Context)
 	stopped chan struct{} // closed when Run returns
 }
 
-func newChannelSet(hub *relay.Hub, log zerolog.Logger, destMet *pubrtmp.Metrics, pullMet *pull.Metrics) *channelSet {
+func newChannelSet(hub *relay.Hub, log zerolog.Logger, destMet *pubrtmp.Metrics, pullMet *pull.Metrics, meetMet *meeting.Metrics) *channelSet {
 	return &channelSet{
-		log: log, hub: hub, destMet: destMet, pullMet: pullMet,
+		log: log, hub: hub, destMet: destMet, pullMet: pullMet, meetMet: meetMet,
 		chans:   map[string]*chanTasks{},
 		reqs:    make(chan func(ctx context.Context)),
 		stopped: make(chan struct{}),
@@ -65,10 +88,11 @@ func (s *channelSet) prepare(c configs.Channel) (*chanTasks, error) {
 		return nil, fmt.Errorf("channel %s: %w", c.Name, err)
 	}
 	ct := &chanTasks{byDest: map[string]*task{}}
-	ct.ingest, ct.pull, err = s.prepareIngest(c, ch)
+	in, err := s.prepareIngest(c, ch)
 	if err != nil {
 		return nil, err
 	}
+	ct.ingest, ct.pull, ct.meeting = in.task, in.pull, in.meeting
 	for _, d := range c.Destinations {
 		t, err := s.prepareDest(c.Name, d, ch)
 		if err != nil {
@@ -80,14 +104,14 @@ func (s *channelSet) prepare(c configs.Channel) (*chanTasks, error) {
 	return ct, nil
 }
 
-func (s *channelSet) prepareIngest(c configs.Channel, ch *relay.Channel) (*task, *pull.Puller, error) {
+func (s *channelSet) prepareIngest(c configs.Channel, ch *relay.Channel) (ingestTask, error) {
 	switch {
 	case c.Ingest.Demo:
 		src, err := demo.New(ch, s.log)
 		if err != nil {
-			return nil, nil, fmt.Errorf("channel %s: demo source: %w", c.Name, err)
+			return ingestTask{}, fmt.Errorf("channel %s: demo source: %w", c.Name, err)
 		}
-		return &task{name: "demo source", r: src}, nil, nil
+		return ingestTask{task: &task{name: "demo source", r: src}}, nil
 	case c.Ingest.Pull != "":
 		p, err := pull.New(pull.Config{
 			URL:       c.Ingest.Pull,
@@ -96,11 +120,24 @@ func (s *channelSet) prepareIngest(c configs.Channel, ch *relay.Channel) (*task,
 			Password:  c.Ingest.Password,
 		}, ch, s.log, s.pullMet)
 		if err != nil {
-			return nil, nil, fmt.Errorf("channel %s: pull: %w", c.Name, err)
+			return ingestTask{}, fmt.Errorf("channel %s: pull: %w", c.Name, err)
 		}
-		return &task{name: "pull ingest", r: p}, p, nil
+		return ingestTask{task: &task{name: "pull ingest", r: p}, pull: p}, nil
+	case c.Ingest.Meeting.IsSet():
+		name := c.Name
+		m, err := meeting.New(meeting.Config{
+			Channel:    name,
+			Meeting:    c.Ingest.Meeting,
+			WHIPURL:    s.whipBase + "/whip/" + url.PathEscape(name),
+			WHIPToken:  s.whip.InternalToken(name),
+			Disconnect: func() { s.whip.Disconnect(name) },
+		}, s.log, s.meetMet)
+		if err != nil {
+			return ingestTask{}, fmt.Errorf("channel %s: meeting: %w", c.Name, err)
+		}
+		return ingestTask{task: &task{name: "meeting capture", r: m}, meeting: m}, nil
 	}
-	return nil, nil, nil
+	return ingestTask{}, nil
 }
 
 func (s *channelSet) prepareDest(channel string, d configs.Destination, ch *relay.Channel) (*task, error) {
@@ -130,6 +167,17 @@ func (s *channelSet) sinks() (map[string][]web.Destination, map[string]web.Pull)
 		}
 	}
 	return dests, pulls
+}
+
+// meetings returns the meeting captures for the admin API.
+func (s *channelSet) meetings() map[string]web.Meeting {
+	out := map[string]web.Meeting{}
+	for name, ct := range s.chans {
+		if ct.meeting != nil {
+			out[name] = ct.meeting
+		}
+	}
+	return out
 }
 
 // Run starts the runners prepared so far, applies reloads, and when ctx

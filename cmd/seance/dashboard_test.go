@@ -23,11 +23,14 @@ const (
 	dashPushKey = "dash-push-key-Zr4"
 	dashYTKey   = "dash-yt-stream-key-P8m"
 	dashPullPW  = "dash-pull-passw0rd-K2"
+	dashRoom    = "ConseilVisio-S3CR3T-Jd5"
+	dashJWT     = "eyJhbGciOiJIUzI1NiJ9.e30.dash-jwt-Mx3"
 )
 
 // dashboardConfig is a relay with a demo channel whose YouTube destination
 // cannot connect (nothing listens on its port), a pushed channel with a
-// short grace, and a pulled channel whose camera is down.
+// short grace, a pulled channel whose camera is down, and a meeting
+// channel not started (start: manual).
 func dashboardConfig(t *testing.T, adminPort, publicPort int) string {
 	dead := freePort(t)
 	return fmt.Sprintf(`
@@ -49,7 +52,10 @@ channels:
   - name: camera
     title: "Salle du conseil (caméra)"
     ingest: {pull: "rtsp://cam:%s@127.0.0.1:%d/stream"}
-`, publicPort, adminPort, dashToken, dead, dashYTKey, dashPushKey, dashPullPW, dead)
+  - name: visio
+    title: "Conseil en visioconférence"
+    ingest: {meeting: {jitsi: {url: "https://visio.example.fr/%s", jwt: %q}, start: manual}}
+`, publicPort, adminPort, dashToken, dead, dashYTKey, dashPushKey, dashPullPW, dead, dashRoom, dashJWT)
 }
 
 // dashboardReport is what dashboard.mjs prints.
@@ -72,6 +78,12 @@ type dashboardReport struct {
 	Destination struct {
 		State, Error, URL string
 	} `json:"destination"`
+	Meeting struct {
+		Badge  string `json:"badge"`
+		Server string `json:"server"`
+		Join   bool   `json:"join"`
+		Leave  bool   `json:"leave"`
+	} `json:"meeting"`
 	Preview struct {
 		VideoWidth  int  `json:"videoWidth"`
 		VideoHeight int  `json:"videoHeight"`
@@ -134,6 +146,7 @@ func TestDashboardBrowser(t *testing.T) {
 		"CHANNEL=demo",
 		"DESTINATION=youtube",
 		"PUSH_CHANNEL=bourg",
+		"MEETING_CHANNEL=visio",
 		"PUSH_URL="+s.publishURL("bourg", dashPushKey),
 		"CHROMIUM="+chromiumPath,
 		"SCREENSHOTS="+shots,
@@ -183,6 +196,12 @@ func TestDashboardBrowser(t *testing.T) {
 		require.Empty(t, r.TokenInURL)
 		require.Zero(t, r.Cookies)
 		require.False(t, r.Restart.LoginShown, "a relay restart does not ask for the token again")
+	})
+	t.Run("a meeting not started, in French, with its join button", func(t *testing.T) {
+		require.Equal(t, "À l\u2019arrêt", r.Meeting.Badge)
+		require.Equal(t, "Jitsi Meet sur visio.example.fr · 1280×720 · démarrage manuel", r.Meeting.Server)
+		require.True(t, r.Meeting.Join, "Rejoindre la réunion")
+		require.False(t, r.Meeting.Leave)
 	})
 	t.Run("demo channel live with its figures", func(t *testing.T) {
 		require.Equal(t, "En direct", r.Live.Badge)
@@ -281,7 +300,7 @@ func TestDashboardBrowser(t *testing.T) {
 // with a failing destination and a failing pull, whose errors are shown.
 func TestDashboardSecrets(t *testing.T) {
 	s := startSeance(t, dashboardConfig(t, freePort(t), freePort(t)), dashToken)
-	secrets := []string{dashToken, dashPushKey, dashYTKey, dashPullPW}
+	secrets := []string{dashToken, dashPushKey, dashYTKey, dashPullPW, dashRoom, dashJWT}
 	// Wait for both errors to exist.
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		body := s.mustGet("/api/v1/channels")

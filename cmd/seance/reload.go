@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/seance-relay/seance/configs"
-	"github.com/seance-relay/seance/ingest/pull"
 	"github.com/seance-relay/seance/relay"
 )
 
@@ -218,8 +217,7 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 	}
 	// For changed channels: the new ingest and destinations, prepared.
 	type prepared struct {
-		ingest *task
-		pull   *pull.Puller
+		ingest ingestTask
 		dests  map[string]*task
 	}
 	// Slates of the channels kept: their image file is checked again (it
@@ -247,11 +245,11 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 		}
 		p := &prepared{dests: map[string]*task{}}
 		if chg.source {
-			t, pl, err := a.set.prepareIngest(c, ch)
+			in, err := a.set.prepareIngest(c, ch)
 			if err != nil {
 				return err
 			}
-			p.ingest, p.pull = t, pl
+			p.ingest = in
 		}
 		for _, d := range c.Destinations {
 			if slices.Contains(chg.destsAdded, d.Name) {
@@ -297,7 +295,7 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 				if ct.ingest != nil {
 					stopTask(ct.ingest)
 				}
-				ct.ingest, ct.pull = p.ingest, p.pull
+				ct.ingest, ct.pull, ct.meeting = p.ingest.task, p.ingest.pull, p.ingest.meeting
 				if ct.ingest != nil {
 					s.startTask(rctx, c.Name, ct.ingest)
 				}
@@ -332,6 +330,7 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 		}
 		a.whip.SetKeys(keys)
 		a.admin.SetSinks(s.sinks())
+		a.admin.SetMeetings(s.meetings())
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/seance-relay/seance/configs"
+	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
 	ingestrtmp "github.com/seance-relay/seance/ingest/rtmp"
 	ingestwhip "github.com/seance-relay/seance/ingest/whip"
@@ -147,19 +148,6 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		add("rtmp ingest", s)
 	}
 
-	// Demo sources, pulls and destinations run per channel, so that a
-	// reload can start and stop them one by one.
-	set := newChannelSet(hub, log, pubrtmp.NewMetrics(reg), pull.NewMetrics(reg))
-	for _, c := range cfg.Channels {
-		ct, err := set.prepare(c)
-		if err != nil {
-			return nil, err
-		}
-		set.chans[c.Name] = ct
-	}
-	dests, pulls := set.sinks()
-	add("channels", set)
-
 	chMax := map[string]int{}
 	for _, c := range cfg.Channels {
 		chMax[c.Name] = c.MaxViewers
@@ -183,6 +171,28 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		return nil, err
 	}
 	add("whip ingest", whipSrv)
+	// Meeting captures publish over WHIP from a browser on this machine,
+	// to a loopback listener that takes only their internal tokens.
+	internal, err := web.NewInternal(whipSrv.InternalHandler(), log)
+	if err != nil {
+		return nil, err
+	}
+	bound = append(bound, internal)
+	add("internal http", internal)
+
+	// Demo sources, pulls, meeting captures and destinations run per
+	// channel, so that a reload can start and stop them one by one.
+	set := newChannelSet(hub, log, pubrtmp.NewMetrics(reg), pull.NewMetrics(reg), meeting.NewMetrics(reg))
+	set.whip, set.whipBase = whipSrv, "http://"+internal.Addr().String()
+	for _, c := range cfg.Channels {
+		ct, err := set.prepare(c)
+		if err != nil {
+			return nil, err
+		}
+		set.chans[c.Name] = ct
+	}
+	dests, pulls := set.sinks()
+	add("channels", set)
 	// The RTSP output comes after webrtc: it reuses the seance_viewers and
 	// seance_viewer_sessions_total families webrtc registers.
 	viewers := rtc.Viewers
@@ -250,6 +260,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		Destinations: dests,
 		Viewers:      viewersBy,
 		Pulls:        pulls,
+		Meetings:     set.meetings(),
 		// Without base_url, a public listener on every interface is
 		// reached on the dashboard's own host ("http://:8080").
 		PublicURL: cmp.Or(cfg.Public.BaseURL, "http://"+hostPort("", pub.Addr())),
@@ -336,6 +347,12 @@ func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ing
 		case c.Ingest.Pull != "":
 			ev.Str("source", configs.RedactURL(c.Ingest.Pull)).
 				Msg("channel pulls its stream from this source, reconnecting on its own when it drops")
+		case c.Ingest.Meeting.IsSet() && c.Ingest.Meeting.Start == configs.StartManual:
+			ev.Str("meeting", c.Ingest.Meeting.String()).
+				Msg("channel broadcasts a meeting seance joins in headless Chromium, once started (POST /api/v1/channels/" + c.Name + "/meeting/start or the dashboard)")
+		case c.Ingest.Meeting.IsSet():
+			ev.Str("meeting", c.Ingest.Meeting.String()).
+				Msg("channel broadcasts a meeting seance joins in headless Chromium as a silent viewer")
 		default:
 			ev.Msg("channel has no ingest")
 		}

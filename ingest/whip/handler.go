@@ -26,16 +26,24 @@ const maxBody = 64 << 10
 //
 // Every request but OPTIONS needs the channel's ingest key as Bearer token
 // (RFC 9725 4.5, RFC 6750).
-func (s *Server) Handler() http.Handler {
+func (s *Server) Handler() http.Handler { return s.handler(false) }
+
+// InternalHandler serves the same routes for seance's own publishers (the
+// meeting capture's browser): the Bearer token is the channel's
+// InternalToken, and the channel's publisher shows as protocol "meeting".
+// Serve it on a loopback listener only.
+func (s *Server) InternalHandler() http.Handler { return s.handler(true) }
+
+func (s *Server) handler(internal bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /whip/{channel}", s.post)
+	mux.HandleFunc("POST /whip/{channel}", func(w http.ResponseWriter, r *http.Request) { s.post(w, r, internal) })
 	mux.HandleFunc("OPTIONS /whip/{channel}", func(w http.ResponseWriter, _ *http.Request) {
 		pubwebrtc.CORS(w)
 		w.Header().Set("Accept-Post", "application/sdp")
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.HandleFunc("PATCH /whip/{channel}/{id}", s.patch)
-	mux.HandleFunc("DELETE /whip/{channel}/{id}", s.delete)
+	mux.HandleFunc("PATCH /whip/{channel}/{id}", func(w http.ResponseWriter, r *http.Request) { s.patch(w, r, internal) })
+	mux.HandleFunc("DELETE /whip/{channel}/{id}", func(w http.ResponseWriter, r *http.Request) { s.delete(w, r, internal) })
 	mux.HandleFunc("OPTIONS /whip/{channel}/{id}", func(w http.ResponseWriter, _ *http.Request) {
 		pubwebrtc.CORS(w)
 		w.Header().Set("Accept-Patch", "application/trickle-ice-sdpfrag")
@@ -71,10 +79,10 @@ func bearer(h string) (string, bool) {
 	return token, token != ""
 }
 
-func (s *Server) post(w http.ResponseWriter, r *http.Request) {
+func (s *Server) post(w http.ResponseWriter, r *http.Request, internal bool) {
 	pubwebrtc.CORS(w)
 	name := r.PathValue("channel")
-	ch, key, err := s.channel(name)
+	ch, key, err := s.channel(name, internal)
 	if err != nil {
 		s.met.sessions.WithLabelValues(resultUnknownChannel).Inc()
 		pubwebrtc.HTTPError(w, http.StatusNotFound, "no such channel takes WHIP pushes")
@@ -106,7 +114,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		pubwebrtc.HTTPError(w, http.StatusBadRequest, "empty SDP offer")
 		return
 	}
-	answer, id, err := s.createSession(ch, string(body), r.RemoteAddr)
+	answer, id, err := s.createSession(ch, string(body), r.RemoteAddr, internal)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrBusy), errors.Is(err, relay.ErrChannelBusy):
@@ -146,9 +154,9 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 }
 
 // sessionFor authorises a request on a session URL and returns the session.
-func (s *Server) sessionFor(w http.ResponseWriter, r *http.Request) (*session, bool) {
+func (s *Server) sessionFor(w http.ResponseWriter, r *http.Request, internal bool) (*session, bool) {
 	pubwebrtc.CORS(w)
-	_, key, err := s.channel(r.PathValue("channel"))
+	_, key, err := s.channel(r.PathValue("channel"), internal)
 	if err != nil {
 		pubwebrtc.HTTPError(w, http.StatusNotFound, "no such session")
 		return nil, false
@@ -157,7 +165,7 @@ func (s *Server) sessionFor(w http.ResponseWriter, r *http.Request) (*session, b
 		return nil, false
 	}
 	sess, err := s.session(r.PathValue("channel"), r.PathValue("id"))
-	if err != nil {
+	if err != nil || sess.internal != internal {
 		pubwebrtc.HTTPError(w, http.StatusNotFound, "no such session")
 		return nil, false
 	}
@@ -166,8 +174,8 @@ func (s *Server) sessionFor(w http.ResponseWriter, r *http.Request) (*session, b
 
 // patch takes trickled ICE candidates (RFC 8840 fragments, RFC 9725 4.3).
 // ICE restarts are not supported: the publisher starts a new session.
-func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.sessionFor(w, r)
+func (s *Server) patch(w http.ResponseWriter, r *http.Request, internal bool) {
+	sess, ok := s.sessionFor(w, r, internal)
 	if !ok {
 		return
 	}
@@ -176,8 +184,8 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
 
 // delete ends the session (RFC 9725 4.2); the channel enters its grace
 // period.
-func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.sessionFor(w, r)
+func (s *Server) delete(w http.ResponseWriter, r *http.Request, internal bool) {
+	sess, ok := s.sessionFor(w, r, internal)
 	if !ok {
 		return
 	}

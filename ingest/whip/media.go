@@ -122,7 +122,13 @@ func (s *session) writeVideo(pts time.Duration, nalus [][]byte, idr bool, sps, p
 		if s.tc != nil {
 			tracks.Audio = &relay.AudioTrack{Config: s.tc.Config()}
 		}
-		pub, err := s.ch.Publish(relay.PublisherInfo{Protocol: "whip", RemoteAddr: s.remoteAddr()}, tracks)
+		info := relay.PublisherInfo{Protocol: "whip", RemoteAddr: s.remoteAddr()}
+		if s.internal {
+			// seance's own meeting capture: the browser's address says
+			// nothing to IT staff.
+			info = relay.PublisherInfo{Protocol: "meeting", RemoteAddr: "local browser"}
+		}
+		pub, err := s.ch.Publish(info, tracks)
 		if err != nil {
 			s.log.Warn().Err(err).Msg("WHIP publisher refused")
 			s.end("busy")

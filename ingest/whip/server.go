@@ -8,7 +8,9 @@ package whip
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -58,6 +60,8 @@ type Server struct {
 	met *metrics
 
 	keys atomic.Pointer[map[string]configs.Secret]
+	// internalKey signs the InternalTokens.
+	internalKey [32]byte
 
 	mu        sync.Mutex
 	closed    bool
@@ -107,6 +111,9 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	}
 	s.drained.L = &s.mu
 	s.keys.Store(&cfg.Keys)
+	if _, err := rand.Read(s.internalKey[:]); err != nil {
+		return nil, fmt.Errorf("whip: internal key: %w", err)
+	}
 	return s, nil
 }
 
@@ -139,9 +146,13 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// channel returns a channel that takes WHIP pushes and its key.
-func (s *Server) channel(name string) (*relay.Channel, configs.Secret, error) {
+// channel returns a channel that takes WHIP pushes and its key: its
+// ingest key, or for internal requests its InternalToken.
+func (s *Server) channel(name string, internal bool) (*relay.Channel, configs.Secret, error) {
 	key, ok := (*s.keys.Load())[name]
+	if internal {
+		key, ok = s.InternalToken(name), true
+	}
 	if !ok || !key.IsSet() {
 		return nil, "", relay.ErrChannelNotFound
 	}
@@ -155,7 +166,7 @@ func (s *Server) channel(name string) (*relay.Channel, configs.Secret, error) {
 // createSession answers an authorised publisher's offer: it reserves the
 // channel, negotiates, and returns the answer and the session id. The
 // channel is published on once the first keyframe arrives.
-func (s *Server) createSession(ch *relay.Channel, offer, remote string) (answer, id string, err error) {
+func (s *Server) createSession(ch *relay.Channel, offer, remote string, internal bool) (answer, id string, err error) {
 	info, err := checkOffer(offer)
 	if err != nil {
 		return "", "", err
@@ -183,6 +194,7 @@ func (s *Server) createSession(ch *relay.Channel, offer, remote string) (answer,
 		}
 	}
 	sess := newSession(s, ch, newID(), remote)
+	sess.internal = internal
 	s.byChannel[ch.Name()] = sess
 	s.wg.Add(1) // Run waits for the session to be built
 	s.mu.Unlock()
@@ -209,6 +221,34 @@ func (s *Server) createSession(ch *relay.Channel, offer, remote string) (answer,
 		return "", "", ErrShuttingDown
 	}
 	return answer, sess.id, nil
+}
+
+// InternalToken returns the Bearer token of channel on InternalHandler:
+// an HMAC of the channel's name under a key drawn at random when the
+// server was created, so it is stable for the process's life, differs
+// for each channel, and is known to nobody outside the process (pass it
+// to the publisher without logging it).
+func (s *Server) InternalToken(channel string) configs.Secret {
+	m := hmac.New(sha256.New, s.internalKey[:])
+	m.Write([]byte(channel))
+	return configs.Secret(hex.EncodeToString(m.Sum(nil)))
+}
+
+// Disconnect ends the channel's session from InternalHandler at once, as
+// DELETE would (the channel enters its grace period), so that the
+// publisher's replacement is not refused while ICE would still take
+// seconds to notice the old one is gone. It reports whether there was
+// one.
+func (s *Server) Disconnect(channel string) bool {
+	s.mu.Lock()
+	sess := s.byChannel[channel]
+	s.mu.Unlock()
+	if sess == nil || !sess.internal {
+		return false
+	}
+	sess.end("disconnected")
+	sess.closePublisher()
+	return true
 }
 
 // session returns a session of a channel by id.

@@ -43,11 +43,13 @@ type session struct {
 	srv    *Server
 	ch     *relay.Channel
 	remote string // the HTTP client, until ICE knows better
-	log    zerolog.Logger
-	pc     *webrtc.PeerConnection
-	epoch  time.Time            // PTS origin of both tracks
-	tc     *transcode.OpusToAAC // nil when the offer has no Opus
-	met    sessionMetrics
+	// internal is set for seance's own publishers (InternalHandler).
+	internal bool
+	log      zerolog.Logger
+	pc       *webrtc.PeerConnection
+	epoch    time.Time            // PTS origin of both tracks
+	tc       *transcode.OpusToAAC // nil when the offer has no Opus
+	met      sessionMetrics
 
 	ctx       context.Context
 	cancel    context.CancelFunc

@@ -185,6 +185,19 @@ try {
     return page.$$eval(`${card(channel)} .spark svg`, (svgs) => svgs.map((s) => s.getAttribute('aria-label')));
   });
 
+  if (process.env.MEETING_CHANNEL) {
+    await step('meeting', async () => {
+      const sel = `${card(process.env.MEETING_CHANNEL)} section.meeting`;
+      await page.waitForSelector(`${sel}:not([hidden])`);
+      return {
+        badge: await page.textContent(`${sel} .badge`),
+        server: await page.textContent(`${sel} .dest-url`),
+        join: await page.isVisible(`${sel} button[data-action="meeting-start"]`),
+        leave: await page.isVisible(`${sel} button[data-action="meeting-stop"]`),
+      };
+    });
+  }
+
   await step('axe', () => axe(page));
 
   await step('keyboard', async () => {

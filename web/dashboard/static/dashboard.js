@@ -43,6 +43,17 @@
   const STATE = { live: 'En direct', interrupted: 'Interrompue', idle: 'Hors ligne' };
   const DEST_STATE = { idle: 'À l\u2019arrêt', connecting: 'Connexion…', live: 'Diffuse', retrying: 'Nouvel essai…', failed: 'En échec' };
   const PULL_STATE = { idle: 'Arrêtée', connecting: 'Connexion…', live: 'Reçue', retrying: 'Nouvel essai…' };
+  const MEETING_STATE = {
+    idle: 'À l\u2019arrêt', waiting: 'En attente de la réunion', launching: 'Démarrage du navigateur…',
+    joining: 'Entrée dans la réunion…', capturing: 'Capture en cours', retrying: 'Redémarrage…',
+  };
+  const MEETING_DETAIL = {
+    meeting_not_started: 'La réunion n\u2019a pas encore commencé : seance la rejoindra dès son ouverture.',
+    lobby: 'En salle d\u2019attente : un modérateur doit faire entrer « Diffusion publique ».',
+    page_loading: 'Chargement de la page de la réunion…',
+    join_unconfirmed: 'Entrée dans la réunion non confirmée : la page est diffusée telle quelle.',
+  };
+  const PLATFORM = { jitsi: 'Jitsi Meet', bbb: 'BigBlueButton' };
 
   function bitrate(bps) {
     if (!bps) return '0 kbit/s';
@@ -297,6 +308,14 @@
         el('h3', { id: id + '-pull', text: 'Source tirée' }));
       this.pullBody = el('div');
       this.pullSection.append(this.pullBody);
+      this.meetingSection = el('section', { class: 'section meeting', 'aria-labelledby': id + '-meeting', hidden: true },
+        el('h3', { id: id + '-meeting', text: 'Réunion capturée' }));
+      this.meetingBody = el('div');
+      this.meetingStatus = el('p', { class: 'dest-figures', role: 'status' });
+      this.meetingStart = this.meetingButton('start', 'Rejoindre la réunion');
+      this.meetingStop = this.meetingButton('stop', 'Quitter la réunion');
+      this.meetingSection.append(this.meetingBody,
+        el('div', { class: 'dest-actions' }, this.meetingStart, this.meetingStop), this.meetingStatus);
       this.kickBtn = el('button', { type: 'button', class: 'danger' }, 'Déconnecter l\u2019encodeur');
       this.kickBtn.addEventListener('click', () => this.kick());
       this.notice = el('p', { role: 'status' });
@@ -309,6 +328,7 @@
           el('div', { class: 'sparks' }, this.bitrateSpark.root, this.viewersSpark.root)),
         el('section', { class: 'section', 'aria-labelledby': id + '-dest' }, el('h3', { id: id + '-dest', text: 'Diffusions' }), this.dests),
         this.pullSection,
+        this.meetingSection,
         el('div', { class: 'section actions' }, el('div', {}, this.recording, this.notice), this.kickBtn));
       this.destEls = new Map();
       this.render();
@@ -334,6 +354,7 @@
       st.viewers = s.viewers;
       st.destinations = s.destinations;
       if (s.pull) st.pull = s.pull;
+      if (s.meeting) st.meeting = s.meeting;
       const t = Date.parse(s.time);
       this.hist.t.push(t);
       this.hist.bitrate.push(s.bitrate_bps);
@@ -378,7 +399,9 @@
       const rows = [];
       if (live) {
         const ing = st.ingest || {};
-        rows.push(['Source', [ing.protocol && ing.protocol.toUpperCase(), ing.remote_addr].filter(Boolean).join(' · ')]);
+        rows.push(['Source', ing.protocol === 'meeting'
+          ? `Réunion ${PLATFORM[(st.meeting || {}).platform] || ''} capturée par seance`.replace('  ', ' ')
+          : [ing.protocol && ing.protocol.toUpperCase(), ing.remote_addr].filter(Boolean).join(' · ')]);
         const v = h.video || {};
         rows.push(['Vidéo', [v.codec, v.profile, v.width && v.height ? `${v.width}×${v.height}` : ''].filter(Boolean).join(' · ') || '—']);
         rows.push(['Images/s', num(h.fps || 0)]);
@@ -405,6 +428,7 @@
 
       this.renderDestinations();
       this.renderPull();
+      this.renderMeeting();
       this.recording.textContent = st.recording && st.recording.enabled ? 'Enregistrement en cours' : 'Enregistrement : pas encore disponible';
       this.kickBtn.hidden = st.state !== 'live'; // nobody to kick
       this.drawSparks();
@@ -476,6 +500,48 @@
         el('p', { class: 'dest-url', text: p.url }),
         el('p', { class: 'dest-figures', text: `${num(p.reconnects, 0)} reconnexion${p.reconnects > 1 ? 's' : ''}` }),
         el('p', { class: 'dest-error', text: p.last_error ? 'Dernière erreur : ' + p.last_error : '' }));
+    }
+
+    meetingButton(action, label) {
+      const b = el('button', { type: 'button', 'data-action': 'meeting-' + action }, label);
+      b.addEventListener('click', async () => {
+        b.disabled = true;
+        try {
+          const m = await apiJSON(`/api/v1/channels/${encodeURIComponent(this.name)}/meeting/${action}`, { method: 'POST' });
+          this.meetingStatus.textContent = action === 'start' ? 'Entrée dans la réunion demandée.' : 'Sortie de la réunion demandée.';
+          this.status.meeting = m;
+          this.renderMeeting();
+        } catch (err) {
+          if (err instanceof Unauthorized) return showLogin('Le jeton n\u2019est plus accepté.');
+          this.meetingStatus.textContent = 'Échec : ' + err.message;
+        } finally {
+          b.disabled = false;
+        }
+      });
+      return b;
+    }
+
+    renderMeeting() {
+      const m = this.status.meeting;
+      this.meetingSection.hidden = !m;
+      if (!m) return;
+      const badgeState = m.state === 'capturing' ? 'live' : m.state === 'retrying' ? 'retrying' : m.state === 'idle' ? 'idle' : 'connecting';
+      const figures = [];
+      if (m.state === 'capturing') figures.push(`${num(m.capture_fps || 0, 0)} images/s capturées`);
+      if (m.processes) {
+        figures.push(`navigateur : ${num(m.cpu_cores || 0)} cœur${(m.cpu_cores || 0) >= 2 ? 's' : ''}, ${bytes(m.memory_bytes || 0)} de mémoire`);
+      }
+      figures.push(`${num(m.restarts, 0)} redémarrage${m.restarts > 1 ? 's' : ''}`);
+      if (m.page_errors) figures.push(`${num(m.page_errors, 0)} erreur${m.page_errors > 1 ? 's' : ''} de la page`);
+      this.meetingBody.replaceChildren(
+        el('p', { class: 'dest-name' }, el('span', { class: 'badge', 'data-state': badgeState, text: MEETING_STATE[m.state] || m.state })),
+        el('p', { class: 'dest-url', text: `${PLATFORM[m.platform] || m.platform} sur ${m.server} · ${m.size.replace('x', '×')}${m.manual ? ' · démarrage manuel' : ''}` }),
+        el('p', { class: 'dest-figures', text: MEETING_DETAIL[m.detail] || '' }),
+        el('p', { class: 'dest-figures', text: figures.join(' · ') }),
+        el('p', { class: 'dest-error', text: m.last_error ? 'Dernier incident : ' + m.last_error : '' }),
+        el('p', { class: 'dest-error', text: m.last_page_error ? 'Dernière erreur de la page : ' + m.last_page_error : '' }));
+      this.meetingStart.hidden = m.started;
+      this.meetingStop.hidden = !m.started;
     }
 
     async kick() {

@@ -1,0 +1,205 @@
+package meeting
+
+import (
+	"context"
+	"crypto/sha1" // BigBlueButton servers that accept only SHA-1
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Checksum algorithms of the BigBlueButton API (supportedChecksumAlgorithms
+// in bbb-web). seance uses SHA-256 and falls back to SHA-1 for servers
+// that accept only it.
+const (
+	checksumSHA256 = "sha256"
+	checksumSHA1   = "sha1"
+)
+
+// bbbChecksum is the API call's checksum: the hex digest of the call name,
+// the query string and the shared secret, concatenated (API reference,
+// "API Security Model").
+func bbbChecksum(algo, call, query, secret string) string {
+	data := []byte(call + query + secret)
+	if algo == checksumSHA1 {
+		s := sha1.Sum(data)
+		return hex.EncodeToString(s[:])
+	}
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+// bbbQuery encodes params in their order, as BigBlueButton's examples do
+// (spaces as '+'). The checksum covers exactly this string.
+func bbbQuery(params [][2]string) string {
+	parts := make([]string, len(params))
+	for i, p := range params {
+		parts[i] = url.QueryEscape(p[0]) + "=" + url.QueryEscape(p[1])
+	}
+	return strings.Join(parts, "&")
+}
+
+// normalizeBBBAPI returns the API endpoint without a trailing slash,
+// adding "api" to the address `bbb-conf --secret` prints
+// (https://host/bigbluebutton/).
+func normalizeBBBAPI(api string) string {
+	api = strings.TrimRight(api, "/")
+	if strings.HasSuffix(api, "/bigbluebutton") {
+		api += "/api"
+	}
+	return api
+}
+
+// bbbClient calls a BigBlueButton server's API for one meeting.
+type bbbClient struct {
+	api       string
+	secret    string
+	meetingID string
+	algo      string
+	http      *http.Client
+}
+
+func newBBBClient(api, secret, meetingID string, hc *http.Client) *bbbClient {
+	return &bbbClient{api: normalizeBBBAPI(api), secret: secret, meetingID: meetingID, algo: checksumSHA256, http: hc}
+}
+
+// callURL is the signed URL of an API call.
+func (b *bbbClient) callURL(call string, params [][2]string) string {
+	q := bbbQuery(params)
+	sep := "&"
+	if q == "" {
+		sep = ""
+	}
+	return b.api + "/" + call + "?" + q + sep + "checksum=" + bbbChecksum(b.algo, call, q, b.secret)
+}
+
+// joinURL is the link a viewer follows to join: role VIEWER, listen-only
+// audio joined at once without the echo test, no webcam, a clean layout.
+func (b *bbbClient) joinURL(displayName string) string {
+	return b.callURL("join", [][2]string{
+		{"fullName", displayName},
+		{"meetingID", b.meetingID},
+		{"role", "VIEWER"},
+		{"redirect", "true"},
+		{"userdata-bbb_auto_join_audio", "true"},
+		{"userdata-bbb_listen_only_mode", "true"},
+		{"userdata-bbb_force_listen_only", "true"},
+		{"userdata-bbb_skip_check_audio", "true"},
+		{"userdata-bbb_skip_check_audio_on_first_join", "true"},
+		{"userdata-bbb_auto_share_webcam", "false"},
+		{"userdata-bbb_skip_video_preview", "true"},
+		{"userdata-bbb_show_participants_on_login", "false"},
+		{"userdata-bbb_show_public_chat_on_login", "false"},
+		{"userdata-bbb_ask_for_feedback_on_logout", "false"},
+	})
+}
+
+// bbbResponse is the XML answer of an API call.
+type bbbResponse struct {
+	ReturnCode string `xml:"returncode"`
+	Running    string `xml:"running"`
+	MessageKey string `xml:"messageKey"`
+	Message    string `xml:"message"`
+}
+
+// parseBBBResponse decodes an API answer; anything but a <response> with a
+// return code is an error.
+func parseBBBResponse(body []byte) (bbbResponse, error) {
+	var r bbbResponse
+	dec := xml.NewDecoder(strings.NewReader(string(body)))
+	dec.Strict = true
+	var root struct {
+		XMLName xml.Name
+		bbbResponse
+	}
+	if err := dec.Decode(&root); err != nil || root.XMLName.Local != "response" {
+		return r, errors.New("not a BigBlueButton API answer")
+	}
+	r = root.bbbResponse
+	r.ReturnCode = strings.TrimSpace(r.ReturnCode)
+	if r.ReturnCode == "" {
+		return r, errors.New("not a BigBlueButton API answer: no returncode")
+	}
+	return r, nil
+}
+
+// running asks the server whether the meeting is running. A checksum
+// refused with SHA-256 is tried once with SHA-1 (servers configured for
+// SHA-1 only); the algorithm that works is kept.
+func (b *bbbClient) running(ctx context.Context) (bool, error) {
+	r, err := b.isMeetingRunning(ctx)
+	if err == nil && r.MessageKey == "checksumError" && b.algo == checksumSHA256 {
+		b.algo = checksumSHA1
+		r, err = b.isMeetingRunning(ctx)
+		if err == nil && r.MessageKey == "checksumError" {
+			b.algo = checksumSHA256
+		}
+	}
+	switch {
+	case err != nil:
+		return false, err
+	case r.MessageKey == "checksumError":
+		return false, ErrWrongSecret
+	case !strings.EqualFold(r.ReturnCode, "SUCCESS"):
+		return false, fmt.Errorf("%w isMeetingRunning: %s (%s)", ErrBBBRefused, oneLine(r.Message, 200), r.MessageKey)
+	}
+	return strings.TrimSpace(r.Running) == "true", nil
+}
+
+func (b *bbbClient) isMeetingRunning(ctx context.Context) (bbbResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.callURL("isMeetingRunning", [][2]string{{"meetingID", b.meetingID}}), nil)
+	if err != nil {
+		return bbbResponse{}, errors.New("BigBlueButton API address is not valid")
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		// url.Error quotes the URL, checksum included: keep the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return bbbResponse{}, fmt.Errorf("BigBlueButton API unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return bbbResponse{}, fmt.Errorf("BigBlueButton API: %w", err)
+	}
+	r, err := parseBBBResponse(body)
+	if err != nil {
+		return r, fmt.Errorf("BigBlueButton API answered HTTP %d, %w: check ingest.meeting.bbb.api", resp.StatusCode, err)
+	}
+	return r, nil
+}
+
+// oneLine trims s to one line of at most n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+// bbbProbe tells, in the meeting page, where the bot stands: "joined"
+// (the client's layout is up), "left" (BigBlueButton's "meeting ended"
+// screen, also shown to a removed user), "error:<message>" (the join link
+// answered an API error instead of redirecting), or "loading".
+const bbbProbe = `(() => {
+  try {
+    const ct = document.contentType || '';
+    if (ct.includes('xml')) {
+      const m = document.querySelector('message');
+      return 'error:' + (m ? m.textContent : 'the join link answered an error');
+    }
+    if (document.querySelector('[data-test="meetingEndedModalTitle"]')) return 'left';
+    if (document.getElementById('layout') || document.querySelector('[data-test="leaveAudio"]')) return 'joined';
+    return 'loading';
+  } catch (e) { return 'unknown'; }
+})()`

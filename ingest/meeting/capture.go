@@ -1,0 +1,618 @@
+package meeting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Details of a state (Status.Detail).
+const (
+	// DetailMeetingNotStarted: BigBlueButton says the meeting is not
+	// running yet.
+	DetailMeetingNotStarted = "meeting_not_started"
+	// DetailLobby: Jitsi's lobby: a moderator must admit the bot.
+	DetailLobby = "lobby"
+	// DetailPageLoading: the meeting page is loading or connecting.
+	DetailPageLoading = "page_loading"
+	// DetailJoinUnconfirmed: seance could not tell whether the page joined
+	// the meeting and captures it as it is.
+	DetailJoinUnconfirmed = "join_unconfirmed"
+)
+
+// Capture quality: OpenH264 at these caps, 30 fps.
+const (
+	captureFPS     = 30
+	bitrate720p    = 2_500_000
+	bitrate1080p   = 4_500_000
+	callTimeout    = 10 * time.Second
+	probeTimeout   = 2 * time.Second
+	startTimeout   = 30 * time.Second
+	captureTimeout = 20 * time.Second // from seanceStart to frames sent
+)
+
+// target returns the address the browser opens. For BigBlueButton it first
+// waits, politely, for the meeting to start.
+func (c *Capture) target(ctx context.Context) (string, error) {
+	m := c.cfg.Meeting
+	if m.Platform() == "jitsi" {
+		return jitsiURL(m.Jitsi.URL.Value(), m.Jitsi.JWT.Value(), m.DisplayName)
+	}
+	bbb := newBBBClient(m.BBB.API, m.BBB.Secret.Value(), m.BBB.MeetingID, c.cfg.HTTPClient)
+	for {
+		running, err := bbb.running(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			return "", err
+		}
+		if running {
+			return bbb.joinURL(m.DisplayName), nil
+		}
+		c.setState(StateWaiting, "", DetailMeetingNotStarted)
+		if !waitContext(ctx, c.cfg.bbbPoll) {
+			return "", ctx.Err()
+		}
+	}
+}
+
+// attempt runs one browser: it joins the meeting, starts the capture and
+// watches it until something fails or ctx is cancelled. capturing is when
+// the capture went live, zero if it never did.
+func (c *Capture) attempt(ctx context.Context, dir, ext string) (capturing time.Time, err error) {
+	path, err := findBrowser(c.cfg.Browser)
+	if err != nil {
+		return time.Time{}, err
+	}
+	url, err := c.target(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	c.setState(StateLaunching, "", "")
+	r, err := c.launch(ctx, path, dir, ext)
+	if err != nil {
+		return time.Time{}, err
+	}
+	c.mu.Lock()
+	c.pid = r.b.pid()
+	c.mu.Unlock()
+	defer func() {
+		if c.cfg.Disconnect != nil {
+			c.cfg.Disconnect()
+		}
+		closing := time.Now()
+		r.b.close()
+		c.log.Debug().Dur("took", time.Since(closing)).Msg("browser closed")
+		c.mu.Lock()
+		c.pid = 0
+		c.status.Processes, c.status.CPUCores, c.status.MemoryBytes = 0, 0, 0
+		c.mu.Unlock()
+		c.met.memory.Set(0)
+		if err != nil && r.b.exitReason() != "still running" && !errors.Is(err, context.Canceled) {
+			c.log.Debug().Str("stderr", c.clean(tail(r.b.stderr.String(), 2000))).Msg("browser output")
+		}
+	}()
+	if err := r.open(ctx, url); err != nil {
+		return time.Time{}, err
+	}
+	if err := r.startCapture(ctx); err != nil {
+		return time.Time{}, err
+	}
+	return r.watch(ctx)
+}
+
+// run is one browser and the DevTools sessions seance holds in it.
+type run struct {
+	c       *Capture
+	b       *browser
+	page    string // session of the meeting tab
+	pageID  string // its target
+	off     string // session of the extension's capture document
+	joined  bool
+	lastLog time.Time // last page error logged
+	quiet   int       // page errors not logged since
+	fatal   error     // set by events: the page crashed or closed
+}
+
+// launch starts the browser and checks it answers. When Chromium cannot
+// start its sandbox here, it is started again without it, and the
+// capture remembers.
+func (c *Capture) launch(ctx context.Context, path, dir, ext string) (*run, error) {
+	for {
+		c.mu.Lock()
+		sandbox := c.sandbox
+		c.mu.Unlock()
+		b, err := launchBrowser(path, dir, ext, c.width, c.high, sandbox)
+		if err != nil {
+			return nil, err
+		}
+		r := &run{c: c, b: b}
+		var v struct {
+			UserAgent string `json:"userAgent"`
+		}
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err = b.cdp.call(cctx, "", "Browser.getVersion", nil, &v)
+		cancel()
+		if err == nil {
+			if err := r.setup(ctx, v.UserAgent); err != nil {
+				b.close()
+				return nil, fmt.Errorf("browser setup: %w", err)
+			}
+			return r, nil
+		}
+		select {
+		case <-b.exited:
+		case <-time.After(time.Second):
+		}
+		stderr := b.stderr.String()
+		b.close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if sandbox && noSandbox(stderr) {
+			c.mu.Lock()
+			c.sandbox = false
+			c.mu.Unlock()
+			c.log.Warn().Msg("Chromium's sandbox is not available here (no user namespaces, or running as root): running the browser without it")
+			continue
+		}
+		return nil, fmt.Errorf("%w at start (%s): %s", ErrBrowserExited, b.exitReason(), c.clean(lastLine(stderr)))
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return oneLine(lines[len(lines)-1], 300)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// targetInfo is Target.TargetInfo, as far as seance reads it.
+type targetInfo struct {
+	TargetID string `json:"targetId"`
+	Type     string `json:"type"`
+	URL      string `json:"url"`
+}
+
+// setup grants the media permissions join screens ask for, attaches to the
+// tab, and makes the browser present itself as a normal Chrome.
+func (r *run) setup(ctx context.Context, ua string) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	cdp := r.b.cdp
+	if err := cdp.call(ctx, "", "Browser.grantPermissions", map[string]any{
+		"permissions": []string{"audioCapture", "videoCapture"},
+	}, nil); err != nil {
+		return err
+	}
+	if err := cdp.call(ctx, "", "Target.setDiscoverTargets", map[string]any{"discover": true}, nil); err != nil {
+		return err
+	}
+	page, err := r.findTarget(ctx, func(t targetInfo) bool { return t.Type == "page" })
+	if err != nil {
+		return err
+	}
+	r.pageID = page.TargetID
+	if r.page, err = r.attach(ctx, page.TargetID); err != nil {
+		return err
+	}
+	for _, m := range []string{"Page.enable", "Runtime.enable"} {
+		if err := cdp.call(ctx, r.page, m, nil, nil); err != nil {
+			return err
+		}
+	}
+	// Meeting servers check the browser; "HeadlessChrome" is refused or
+	// shown a warning by some.
+	return cdp.call(ctx, r.page, "Emulation.setUserAgentOverride", map[string]any{
+		"userAgent":      strings.Replace(ua, "HeadlessChrome/", "Chrome/", 1),
+		"acceptLanguage": "fr-FR,fr;q=0.9,en;q=0.5",
+	}, nil)
+}
+
+// findTarget waits for a target to exist.
+func (r *run) findTarget(ctx context.Context, match func(targetInfo) bool) (targetInfo, error) {
+	for {
+		var res struct {
+			TargetInfos []targetInfo `json:"targetInfos"`
+		}
+		if err := r.b.cdp.call(ctx, "", "Target.getTargets", nil, &res); err != nil {
+			return targetInfo{}, err
+		}
+		for _, t := range res.TargetInfos {
+			if match(t) {
+				return t, nil
+			}
+		}
+		if !waitContext(ctx, 50*time.Millisecond) {
+			return targetInfo{}, fmt.Errorf("browser target not found: %w", ctx.Err())
+		}
+	}
+}
+
+func (r *run) attach(ctx context.Context, targetID string) (string, error) {
+	var res struct {
+		SessionID string `json:"sessionId"`
+	}
+	err := r.b.cdp.call(ctx, "", "Target.attachToTarget", map[string]any{"targetId": targetID, "flatten": true}, &res)
+	return res.SessionID, err
+}
+
+// open loads the meeting page and waits until the bot has joined (or the
+// page is not one seance can read, after joinTimeout).
+func (r *run) open(ctx context.Context, url string) error {
+	c := r.c
+	c.setState(StateJoining, "", DetailPageLoading)
+	var nav struct {
+		ErrorText string `json:"errorText"`
+	}
+	cctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := r.b.cdp.call(cctx, r.page, "Page.navigate", map[string]any{"url": url}, &nav); err != nil {
+		return err
+	}
+	if nav.ErrorText != "" {
+		return fmt.Errorf("the meeting page did not load: %s", c.clean(nav.ErrorText))
+	}
+	probe := jitsiProbe
+	if c.cfg.Meeting.Platform() == "bbb" {
+		probe = bbbProbe
+	}
+	start := time.Now()
+	tick := time.NewTicker(300 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.b.exited:
+			return fmt.Errorf("%w while joining (%s)", ErrBrowserExited, r.b.exitReason())
+		case m, ok := <-r.b.cdp.Events():
+			if !ok {
+				return fmt.Errorf("%w while joining: its DevTools pipe closed", ErrBrowserExited)
+			}
+			r.event(m)
+			if r.fatal != nil {
+				return r.fatal
+			}
+			continue
+		case <-tick.C:
+		}
+		var where string
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		err := r.b.cdp.evaluate(pctx, r.page, probe, &where)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			// Navigations destroy the context mid-call: ask again.
+		case where == "joined":
+			r.joined = true
+			c.setState(StateJoining, "", "")
+			return nil
+		case where == "left":
+			return ErrThrownOut
+		case strings.HasPrefix(where, "error:"):
+			return fmt.Errorf("%w the join: %s", ErrBBBRefused, c.clean(oneLine(strings.TrimPrefix(where, "error:"), 200)))
+		case where == "lobby":
+			c.setState(StateJoining, "", DetailLobby)
+			continue // a moderator must admit the bot: no time limit
+		}
+		if time.Since(start) > c.cfg.joinTimeout {
+			c.log.Warn().Dur("after", c.cfg.joinTimeout).
+				Msg("could not confirm that the page joined the meeting: broadcasting the page as it is")
+			c.setState(StateJoining, "", DetailJoinUnconfirmed)
+			return nil
+		}
+	}
+}
+
+// captureConfig is what the extension's seanceStart takes.
+type captureConfig struct {
+	WHIP    string `json:"whip"`
+	Token   string `json:"token"`
+	Width   int    `json:"width"`
+	Height  int    `json:"height"`
+	FPS     int    `json:"fps"`
+	Bitrate int    `json:"bitrate"`
+}
+
+// startCapture has the extension capture the tab and publish it.
+func (r *run) startCapture(ctx context.Context) error {
+	c := r.c
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	prefix := "chrome-extension://" + extensionID + "/"
+	sw, err := r.findTarget(ctx, func(t targetInfo) bool {
+		return t.Type == "service_worker" && strings.HasPrefix(t.URL, prefix)
+	})
+	if err != nil {
+		return fmt.Errorf("the capture extension did not load: %w", err)
+	}
+	swSession, err := r.attach(ctx, sw.TargetID)
+	if err != nil {
+		return err
+	}
+	if err := r.b.cdp.call(ctx, swSession, "Runtime.enable", nil, nil); err != nil {
+		return err
+	}
+	br := bitrate720p
+	if c.high > 720 {
+		br = bitrate1080p
+	}
+	cfg, err := json.Marshal(captureConfig{
+		WHIP: c.cfg.WHIPURL, Token: c.cfg.WHIPToken.Value(),
+		Width: c.width, Height: c.high, FPS: captureFPS, Bitrate: br,
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.b.cdp.evaluate(ctx, swSession, "seanceStart("+string(cfg)+")", nil); err != nil {
+		return fmt.Errorf("the capture did not start: %s", c.clean(err.Error()))
+	}
+	off, err := r.findTarget(ctx, func(t targetInfo) bool { return t.URL == prefix+"offscreen.html" })
+	if err != nil {
+		return fmt.Errorf("the capture document did not open: %w", err)
+	}
+	if r.off, err = r.attach(ctx, off.TargetID); err != nil {
+		return err
+	}
+	return r.b.cdp.call(ctx, r.off, "Runtime.enable", nil, nil)
+}
+
+// captureStats is what the extension's seanceStats returns.
+type captureStats struct {
+	State      string  `json:"state"`
+	Error      string  `json:"error"`
+	Frames     int64   `json:"frames"`
+	FramesSent int64   `json:"framesSent"`
+	Bytes      int64   `json:"bytes"`
+	AudioBytes int64   `json:"audioBytes"`
+	Width      int     `json:"width"`
+	Height     int     `json:"height"`
+	AudioLevel float64 `json:"audioLevel"`
+	Encoder    string  `json:"encoder"`
+	Limitation string  `json:"limitation"`
+	Target     float64 `json:"targetBitrate"`
+	Available  float64 `json:"availableBitrate"`
+	EncodedFPS float64 `json:"encodedFps"`
+}
+
+// watch follows the capture until it fails or ctx is cancelled, and says
+// since when it was capturing (zero if it never did).
+func (r *run) watch(ctx context.Context) (capturing time.Time, err error) {
+	c := r.c
+	every := c.cfg.statsEvery
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	started := time.Now()
+	lastFrames, lastFramesAt := int64(-1), time.Now()
+	pageOK := time.Now()
+	var notJoinedSince, disconnectedSince time.Time
+	prevTree, prevTreeAt := readTree(r.b.pid()), time.Now()
+	lastBytes, lastBytesAt := int64(0), time.Now()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return capturing, ctx.Err()
+		case <-r.b.exited:
+			return capturing, fmt.Errorf("%w (%s)", ErrBrowserExited, r.b.exitReason())
+		case m, ok := <-r.b.cdp.Events():
+			if !ok {
+				// The pipe broke: the browser is exiting.
+				select {
+				case <-r.b.exited:
+				case <-time.After(time.Second):
+				}
+				return capturing, fmt.Errorf("%w (%s)", ErrBrowserExited, r.b.exitReason())
+			}
+			r.event(m)
+			if r.fatal != nil {
+				return capturing, r.fatal
+			}
+			continue
+		case <-tick.C:
+		}
+		n++
+		now := time.Now()
+
+		var st captureStats
+		sctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		serr := r.b.cdp.evaluate(sctx, r.off, "seanceStats()", &st)
+		cancel()
+		if serr == nil && st.Frames > lastFrames {
+			if lastFrames >= 0 {
+				fps := float64(st.Frames-lastFrames) / now.Sub(lastFramesAt).Seconds()
+				c.mu.Lock()
+				c.status.CaptureFPS = fps
+				c.mu.Unlock()
+				c.met.fps.Set(fps)
+			}
+			lastFrames, lastFramesAt = st.Frames, now
+		}
+		if now.Sub(lastFramesAt) > c.cfg.hangAfter {
+			return capturing, fmt.Errorf("%w: no picture captured for %s", ErrHung, c.cfg.hangAfter)
+		}
+		switch {
+		case serr != nil:
+		case st.State == "failed" || st.State == "closed":
+			return capturing, errors.New("the browser's connection to seance closed (publisher disconnected from the admin API, or lost)")
+		case st.State == "disconnected":
+			if disconnectedSince.IsZero() {
+				disconnectedSince = now
+			} else if now.Sub(disconnectedSince) > 5*time.Second {
+				return capturing, errors.New("the browser's connection to seance was lost")
+			}
+		case st.State == "connected" && st.FramesSent > 0:
+			disconnectedSince = time.Time{}
+			if capturing.IsZero() {
+				capturing = now
+				c.setState(StateCapturing, "", c.Status().Detail)
+				c.log.Info().Dur("after", time.Since(started).Round(time.Millisecond)).
+					Int("width", st.Width).Int("height", st.Height).Msg("meeting capture live")
+			}
+		}
+		if capturing.IsZero() && now.Sub(started) > captureTimeout {
+			why := st.Error
+			if why == "" {
+				why = "connection " + st.State
+			}
+			return capturing, fmt.Errorf("the capture did not start within %s: %s", captureTimeout, c.clean(why))
+		}
+
+		if serr == nil && n%(int(10*time.Second/every)) == 0 {
+			sent := float64(st.Bytes-lastBytes) * 8 / now.Sub(lastBytesAt).Seconds() / 1000
+			lastBytes, lastBytesAt = st.Bytes, now
+			c.log.Debug().Float64("capture_fps", c.Status().CaptureFPS).Float64("encoded_fps", st.EncodedFPS).
+				Float64("sent_kbit_s", sent).
+				Float64("target_kbit_s", st.Target/1000).Float64("available_kbit_s", st.Available/1000).
+				Str("encoder", st.Encoder).Str("quality_limited_by", st.Limitation).Msg("capture stats")
+		}
+		if n%2 == 0 {
+			if err := r.checkPage(ctx, now, &pageOK, &notJoinedSince); err != nil {
+				return capturing, err
+			}
+			cur := readTree(r.b.pid())
+			cpu := cpuDelta(prevTree, cur)
+			c.met.cpu.Add(cpu.Seconds())
+			c.met.memory.Set(float64(cur.pss))
+			c.mu.Lock()
+			c.status.CPUCores = cpu.Seconds() / now.Sub(prevTreeAt).Seconds()
+			c.status.MemoryBytes = cur.pss
+			c.status.Processes = cur.procs
+			c.mu.Unlock()
+			prevTree, prevTreeAt = cur, now
+		}
+	}
+}
+
+// checkPage asks the meeting page where the bot stands: a page that stops
+// answering hangs; one that left the meeting threw the bot out.
+func (r *run) checkPage(ctx context.Context, now time.Time, pageOK, notJoinedSince *time.Time) error {
+	c := r.c
+	probe := jitsiProbe
+	if c.cfg.Meeting.Platform() == "bbb" {
+		probe = bbbProbe
+	}
+	var where string
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	err := r.b.cdp.evaluate(pctx, r.page, probe, &where)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && now.Sub(*pageOK) > c.cfg.hangAfter {
+			return fmt.Errorf("%w: the meeting page has not answered for %s", ErrHung, c.cfg.hangAfter)
+		}
+		return nil
+	}
+	*pageOK = now
+	switch {
+	case where == "joined":
+		r.joined = true
+		*notJoinedSince = time.Time{}
+		if d := c.Status().Detail; d != "" {
+			c.setState(StateCapturing, "", "")
+		}
+	case where == "left":
+		return ErrThrownOut
+	case r.joined:
+		if notJoinedSince.IsZero() {
+			*notJoinedSince = now
+		} else if now.Sub(*notJoinedSince) > c.cfg.leftAfter {
+			return ErrThrownOut
+		}
+	}
+	return nil
+}
+
+// event handles a DevTools event: the page's errors reach the log and the
+// status; a crashed or closed page ends the attempt.
+func (r *run) event(m cdpMessage) {
+	switch m.Method {
+	case "Runtime.consoleAPICalled":
+		var p struct {
+			Type string `json:"type"`
+			Args []struct {
+				Type        string          `json:"type"`
+				Value       json.RawMessage `json:"value"`
+				Description string          `json:"description"`
+			} `json:"args"`
+		}
+		if json.Unmarshal(m.Params, &p) != nil || (p.Type != "error" && p.Type != "assert") {
+			return
+		}
+		var parts []string
+		for _, a := range p.Args {
+			var s string
+			if json.Unmarshal(a.Value, &s) == nil {
+				parts = append(parts, s)
+			} else if a.Description != "" {
+				parts = append(parts, a.Description)
+			} else if len(a.Value) > 0 {
+				parts = append(parts, string(a.Value))
+			}
+		}
+		r.pageError(m.SessionID, strings.Join(parts, " "))
+	case "Runtime.exceptionThrown":
+		var p struct {
+			ExceptionDetails exceptionDetails `json:"exceptionDetails"`
+		}
+		if json.Unmarshal(m.Params, &p) == nil {
+			r.pageError(m.SessionID, "uncaught "+p.ExceptionDetails.String())
+		}
+	case "Inspector.targetCrashed":
+		if m.SessionID == r.page {
+			r.fatal = fmt.Errorf("%w: the meeting page crashed", ErrBrowserExited)
+		}
+	case "Target.targetCrashed", "Target.targetDestroyed":
+		var p struct {
+			TargetID string `json:"targetId"`
+		}
+		if json.Unmarshal(m.Params, &p) == nil && p.TargetID == r.pageID {
+			r.fatal = fmt.Errorf("%w: the meeting page crashed or closed", ErrBrowserExited)
+		}
+	case "Target.detachedFromTarget":
+		var p struct {
+			SessionID string `json:"sessionId"`
+		}
+		if json.Unmarshal(m.Params, &p) == nil && (p.SessionID == r.page || (r.off != "" && p.SessionID == r.off)) {
+			r.fatal = errors.New("the browser closed the meeting page or the capture")
+		}
+	}
+}
+
+// pageError records an error the page (or the capture extension) logged:
+// counted, kept for the dashboard, logged at most every 5 s.
+func (r *run) pageError(session, text string) {
+	c := r.c
+	text = oneLine(c.clean(text), 300)
+	source := "meeting page"
+	if session != r.page {
+		source = "capture extension"
+	} else {
+		c.met.pageErrors.Inc()
+		c.mu.Lock()
+		c.status.PageErrors++
+		c.status.LastPageError = text
+		c.mu.Unlock()
+	}
+	if time.Since(r.lastLog) < 5*time.Second {
+		r.quiet++
+		return
+	}
+	ev := c.log.Warn().Str("source", source).Str("error", text)
+	if r.quiet > 0 {
+		ev = ev.Int("more_errors_not_logged", r.quiet)
+	}
+	ev.Msg("the meeting page reported an error")
+	r.lastLog, r.quiet = time.Now(), 0
+}
