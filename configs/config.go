@@ -3,6 +3,7 @@ package configs
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -52,6 +53,49 @@ type Public struct {
 	// an iframe (CSP frame-ancestors), e.g. ["https://www.bourg.fr"].
 	// Default ["*"]: any site. The watch page itself is never framed.
 	FrameAncestors []string `yaml:"frame_ancestors"`
+	// TrustedProxies are the reverse proxies (IP addresses or CIDR ranges,
+	// e.g. "127.0.0.1", "10.0.0.0/8") whose X-Forwarded-For or Forwarded
+	// header names the client: a request from one of them counts (HLS
+	// viewers) and shows (WHIP publisher) as coming from the right-most
+	// address in the header that is not a trusted proxy. Default none: the
+	// headers are ignored and the TCP peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// TrustedProxyPrefixes returns TrustedProxies as address ranges (an IP
+// is a range of one). Call it on a validated Config: entries that do not
+// parse are left out.
+func (p Public) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range p.TrustedProxies {
+		if pr, ok := parseProxy(s); ok {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+// parseProxy parses an IP address or a CIDR range. IPv4-mapped IPv6
+// addresses become IPv4, as Go reports IPv4 peers so.
+func parseProxy(s string) (netip.Prefix, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, false
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, false
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), true
 }
 
 // Admin is the admin HTTP server.

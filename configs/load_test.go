@@ -177,6 +177,7 @@ func TestExample(t *testing.T) {
 	}
 	require.Equal(t, "rtsp://seance:cam-S3CR3T-pw-0004@camera-salle-conseil.cubzac.lan:554/stream1", cfg.Channels[1].Ingest.Pull)
 	require.True(t, cfg.Admin.Token.Equal(testEnv["SEANCE_ADMIN_TOKEN"]))
+	require.Equal(t, []string{"127.0.0.1", "::1"}, cfg.Public.TrustedProxies, "behind a local reverse proxy")
 
 	prignac := cfg.Channels[2].Ingest.Meeting
 	require.Equal(t, configsJitsi(testEnv["PRIGNAC_JITSI_URL"], testEnv["PRIGNAC_JITSI_JWT"]), prignac.Jitsi)
@@ -266,4 +267,19 @@ channels:
 			require.NotContains(t, text, "S3CR3T")
 		}
 	}
+}
+
+// TestTrustedProxies: IPs and CIDR ranges of either family become address
+// ranges (IPv4-mapped ones IPv4, host bits cleared); none by default.
+func TestTrustedProxies(t *testing.T) {
+	require.Empty(t, Default().Public.TrustedProxyPrefixes())
+	cfg, err := Parse([]byte(`public: {trusted_proxies: ["127.0.0.1", "10.1.2.3/8", "::1", "2001:db8::/32", "::ffff:192.0.2.1", "::ffff:192.0.2.0/120"]}`+"\n"), nil)
+	require.NoError(t, err)
+	var got []string
+	for _, p := range cfg.Public.TrustedProxyPrefixes() {
+		got = append(got, p.String())
+	}
+	require.Equal(t, []string{"127.0.0.1/32", "10.0.0.0/8", "::1/128", "2001:db8::/32", "192.0.2.1/32", "192.0.2.0/24"}, got)
+	_, err = Parse([]byte(`public: {trusted_proxies: ["::ffff:0:0/90"]}`+"\n"), nil)
+	require.ErrorContains(t, err, `public.trusted_proxies[0]: "::ffff:0:0/90" is not an IP address or CIDR range`)
 }

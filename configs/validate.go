@@ -92,6 +92,12 @@ func (c *Config) validate(tainted map[string][]string) []error {
 		v.add("rtsp", "set both username and password to require credentials, or neither")
 	}
 	v.frameAncestors(c.Public.FrameAncestors)
+	for i, p := range c.Public.TrustedProxies {
+		path := "public.trusted_proxies[" + strconv.Itoa(i) + "]"
+		if _, ok := parseProxy(p); !ok {
+			v.add(path, "%s is not an IP address or CIDR range: use e.g. \"127.0.0.1\", \"10.0.0.0/8\" or \"2001:db8::/32\"", v.show(path, p))
+		}
+	}
 	v.webRTC(&c.WebRTC)
 	if c.HLS.Enabled {
 		v.hls(&c.HLS)

@@ -197,6 +197,26 @@ channels:
 		want: "public.frame_ancestors[0]: \"https://a.fr https://b.fr\" is not a valid origin: use e.g. \"https://www.bourg.fr\", \"*\" or \"'self'\"",
 	},
 	{
+		name: "trusted proxy host name",
+		yaml: "public: {trusted_proxies: [\"127.0.0.1\", \"proxy.lan\"]}\n",
+		want: "public.trusted_proxies[1]: \"proxy.lan\" is not an IP address or CIDR range: use e.g. \"127.0.0.1\", \"10.0.0.0/8\" or \"2001:db8::/32\"",
+	},
+	{
+		name: "trusted proxy bad range",
+		yaml: "public: {trusted_proxies: [\"10.0.0.0/33\"]}\n",
+		want: "public.trusted_proxies[0]: \"10.0.0.0/33\" is not an IP address or CIDR range: use e.g. \"127.0.0.1\", \"10.0.0.0/8\" or \"2001:db8::/32\"",
+	},
+	{
+		name: "trusted proxy with a zone",
+		yaml: "public: {trusted_proxies: [\"fe80::1%eth0\"]}\n",
+		want: "public.trusted_proxies[0]: \"fe80::1%eth0\" is not an IP address or CIDR range: use e.g. \"127.0.0.1\", \"10.0.0.0/8\" or \"2001:db8::/32\"",
+	},
+	{
+		name: "trusted proxy from the environment",
+		yaml: "public: {trusted_proxies: [\"${BAD_URL}\"]}\n",
+		want: "public.trusted_proxies[0]: the value of ${BAD_URL} is not an IP address or CIDR range: use e.g. \"127.0.0.1\", \"10.0.0.0/8\" or \"2001:db8::/32\"",
+	},
+	{
 		name: "nat ip",
 		yaml: "webrtc: {nat_ips: [203.0.113.7, relay.example.fr]}\n",
 		want: `webrtc.nat_ips[1]: "relay.example.fr" is not an IP address (or public/private pair of them)`,

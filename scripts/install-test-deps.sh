@@ -10,7 +10,8 @@ set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
-# nginx with the RTMP module stands in for YouTube's ingestion servers.
+# nginx with the RTMP module stands in for YouTube's ingestion servers; its
+# HTTP proxy (in nginx-light too) for the reverse proxy in front of seance.
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
 # The browser test plays the watch page in Debian's Chromium, driven by

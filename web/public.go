@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/netip"
 
 	"github.com/rs/zerolog"
 
@@ -22,6 +23,11 @@ type PublicConfig struct {
 	// e.g. "https://www.bourg.fr", "*" or "'self'". Empty: none may. The
 	// other pages may be framed only by seance's own pages.
 	FrameAncestors []string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
+	// Forwarded header names the client: behind them, every handler sees
+	// the client's address in Request.RemoteAddr (see withClientAddr).
+	// Empty: the headers are ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // NewPublic binds the public listener. Its pages (/, /watch/{channel},
@@ -46,7 +52,7 @@ func NewPublic(cfg PublicConfig, hub Channels, log zerolog.Logger) (*Server, err
 	mux.HandleFunc("GET /watch/{channel}", pg.watch)
 	mux.HandleFunc("GET /embed/{channel}", pg.embed)
 	mux.Handle("GET /static/{file}", pg.assets)
-	return newServer("public", cfg.Listen, securityHeaders(mux), log)
+	return newServer("public", cfg.Listen, withClientAddr(cfg.TrustedProxies, securityHeaders(mux)), log)
 }
 
 type public struct {

@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,4 +141,138 @@ func httpGet(t *testing.T, url string) (*http.Response, string) {
 	_, err = io.Copy(&b, res.Body)
 	require.NoError(t, err, url)
 	return res, b.String()
+}
+
+// TestE2EHLSBehindProxy: behind nginx (listed in public.trusted_proxies)
+// HLS viewers with the same browser on different addresses count as
+// different viewers, from nginx's X-Forwarded-For; an address a client
+// writes in the header itself changes nothing, through nginx or directly.
+func TestE2EHLSBehindProxy(t *testing.T) {
+	requireTools(t)
+	s := startSeance(t, `
+public: {listen: "127.0.0.1:0", trusted_proxies: ["127.0.0.1"]}
+admin: {listen: "127.0.0.1:0"}
+rtmp: {listen: ""}
+rtsp: {listen: ""}
+webrtc: {udp_port: 0}
+channels:
+  - name: demo
+    ingest: {demo: true}
+`, "")
+	proxy := startHTTPProxy(t, s.app.public.Addr().String())
+	viaProxy := "http://" + proxy + "/hls/demo/index.m3u8"
+	direct := "http://" + s.app.public.Addr().String() + "/hls/demo/index.m3u8"
+	// fetch gets url from the loopback address from (Linux routes all of
+	// 127.0.0.0/8 to lo), as the same browser every time.
+	fetch := func(from, url, xff string) {
+		t.Helper()
+		c := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+			DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).DialContext,
+			DisableKeepAlives: true,
+		}}
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		require.NoError(t, err)
+		req.Header.Set("User-Agent", "Lavf/59.27.100")
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		res, err := c.Do(req)
+		require.NoError(t, err, url)
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s from %s: %s", url, from, body)
+	}
+	hls := func() (viewers, sessions float64) {
+		m := s.mustGet("/metrics")
+		return metric(t, m, `seance_viewers{channel="demo",protocol="hls"}`),
+			metric(t, m, `seance_viewer_sessions_total{channel="demo",protocol="hls"}`)
+	}
+
+	fetch("127.0.0.2", viaProxy, "") // waits for the first segment
+	v, n := hls()
+	require.Equal(t, [2]float64{1, 1}, [2]float64{v, n}, "one viewer behind the proxy")
+	fetch("127.0.0.3", viaProxy, "")
+	v, n = hls()
+	require.Equal(t, [2]float64{2, 2}, [2]float64{v, n}, "a second address behind the proxy is a second viewer")
+	fetch("127.0.0.2", viaProxy, "198.51.100.1")
+	v, n = hls()
+	require.Equal(t, [2]float64{2, 2}, [2]float64{v, n}, "an address the client wrote itself is ignored (nginx appends the real one)")
+	fetch("127.0.0.4", direct, "198.51.100.2")
+	fetch("127.0.0.4", direct, "198.51.100.3")
+	v, n = hls()
+	require.Equal(t, [2]float64{3, 3}, [2]float64{v, n}, "X-Forwarded-For from a peer that is not a trusted proxy is ignored")
+	require.NotContains(t, s.logs.String(), "198.51.100.")
+}
+
+// startHTTPProxy runs nginx as the reverse proxy a town hall puts in front
+// of seance, as the README configures it, and returns its address.
+func startHTTPProxy(t *testing.T, upstream string) string {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := fmt.Sprintf(`daemon off; master_process off; pid %[1]s/nginx.pid; error_log %[1]s/error.log info;
+events {}
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy; fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
+  server {
+    listen 127.0.0.1:%[2]d;
+    location / {
+      proxy_pass http://%[3]s;
+      proxy_http_version 1.1;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_buffering off;
+      proxy_read_timeout 30s;
+    }
+  }
+}
+`, dir, port, upstream)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644))
+	var out syncBuffer
+	cmd := exec.CommandContext(t.Context(), "nginx", "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"), "-p", dir)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("nginx (HTTP proxy) did not stop within 5 s of SIGQUIT: killing it")
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx (HTTP proxy): %s\nerror.log (tail):\n%s", out.String(), tail(string(errLog), 3000))
+		}
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	require.Eventually(t, func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "nginx does not accept on %s", addr)
+	select {
+	case <-done:
+		t.Fatalf("nginx (HTTP proxy) exited at start: %s", out.String())
+	default:
+	}
+	return addr
 }

@@ -239,6 +239,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		Handlers:       handlers,
 		Viewers:        viewers,
 		FrameAncestors: cfg.Public.FrameAncestors,
+		TrustedProxies: cfg.Public.TrustedProxyPrefixes(),
 	}, hub, log)
 	if err != nil {
 		return nil, err

@@ -129,7 +129,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusMethodNotAllowed, refusedBadRequest, "method not allowed")
 		return
 	}
-	channel, _, kind, ok := parsePath(r.URL.Path)
+	channel, file, kind, ok := parsePath(r.URL.Path)
 	if !ok {
 		s.refuse(w, http.StatusNotFound, refusedBadRequest, "not an HLS file")
 		return
@@ -147,7 +147,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.viewers.seen(channel, s.viewers.clientKey(r), s.now())
 	if kind.held() {
-		s.serveHeld(w, r, mx, channel, kind, hold.C)
+		s.serveHeld(w, r, mx, channel, file, kind, hold.C)
 		return
 	}
 	rw := &responseWriter{ResponseWriter: w, s: s, channel: channel, kind: kind}
@@ -205,7 +205,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request, hold <-chan time.T
 // s.hold, or until the client leaves. A helper that outlives its request
 // stays blocked in gohlslib until the stream makes progress or the muxer
 // closes (muxer.close waits for it); slots bound how many there may be.
-func (s *Server) serveHeld(w http.ResponseWriter, r *http.Request, mx *muxer, channel string, kind fileKind, hold <-chan time.Time) {
+func (s *Server) serveHeld(w http.ResponseWriter, r *http.Request, mx *muxer, channel, file string, kind fileKind, hold <-chan time.Time) {
 	select {
 	case mx.slots <- struct{}{}:
 	default:
@@ -253,12 +253,16 @@ func (s *Server) serveHeld(w http.ResponseWriter, r *http.Request, mx *muxer, ch
 		s.refuse(w, rec.code, reason, strings.ToLower(http.StatusText(rec.code)))
 		return
 	}
+	body := rec.body.Bytes()
+	if kind == kindPlaylist {
+		body = mx.playlist(file, body)
+	}
 	s.met.requests.WithLabelValues(channel, string(kind)).Inc()
-	s.met.bytes.WithLabelValues(channel).Add(float64(rec.body.Len()))
+	s.met.bytes.WithLabelValues(channel).Add(float64(len(body)))
 	w.Header().Set("Cache-Control", cacheControl(kind))
-	w.Header().Set("Content-Length", strconv.Itoa(rec.body.Len()))
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(rec.code)
-	_, _ = w.Write(rec.body.Bytes())
+	_, _ = w.Write(body)
 }
 
 // refuse answers with a short plain-text error.

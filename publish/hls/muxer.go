@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,12 @@ type muxer struct {
 	// t0 is the wall-clock time of timeline zero, for the playlists'
 	// EXT-X-PROGRAM-DATE-TIME.
 	t0 time.Time
+	// lowLatency says whether the variant is low-latency, whose media
+	// playlists start with gaps (see gapFilter).
+	lowLatency bool
+	// gaps holds the gapFilter of each media playlist served so far, by
+	// file name (gohlslib's: one per stream).
+	gaps sync.Map
 
 	slots  chan struct{}
 	closed atomic.Bool
@@ -58,6 +65,7 @@ func newMuxer(cfg Config, tr *relay.Tracks, onError func(error)) (*muxer, error)
 		},
 		slots: make(chan struct{}, maxWaiting),
 	}
+	mx.lowLatency = cfg.variant() == gohlslib.MuxerVariantLowLatency
 	tracks := []*gohlslib.Track{mx.video}
 	if tr.Audio != nil && tr.Audio.Config != nil {
 		asc, err := tr.Audio.Config.Marshal()
@@ -117,6 +125,20 @@ func (mx *muxer) write(f *relay.Frame) error {
 		return mx.m.WriteMPEG4Audio(mx.audio, ntp, timestamp(f.PTS, mx.audio.ClockRate), [][]byte{f.AU})
 	}
 	return nil
+}
+
+// playlist returns the playlist file gohlslib made as seance serves it.
+// Only playlists gohlslib answered 200 come here, so file names gohlslib's
+// streams: gaps stays as small as that.
+func (mx *muxer) playlist(file string, pl []byte) []byte {
+	if !mx.lowLatency || file == "index.m3u8" {
+		return pl
+	}
+	f, ok := mx.gaps.Load(file)
+	if !ok {
+		f, _ = mx.gaps.LoadOrStore(file, &gapFilter{})
+	}
+	return f.(*gapFilter).filter(pl)
 }
 
 // close ends the muxer: held requests are released (they answer 404) and

@@ -19,10 +19,11 @@ const maxClientsPerChannel = 100_000
 // remote address and User-Agent, hashed with a seed chosen at start and
 // kept in memory only (never logged, never a label), and it is a viewer
 // while it fetched something from the channel within the window. Behind a
-// CDN or a reverse proxy every viewer has the proxy's address, so the
-// count is a lower bound (X-Forwarded-For is not trusted: seance has no
-// list of trusted proxies). All methods are safe for concurrent use; time
-// is passed in, so tests drive it.
+// reverse proxy listed in public.trusted_proxies the public server has
+// already put the client's address (from X-Forwarded-For or Forwarded) in
+// RemoteAddr (without a port unless the header had one); behind any other proxy or a CDN every viewer
+// has the proxy's address, so the count is a lower bound. All methods are
+// safe for concurrent use; time is passed in, so tests drive it.
 type viewerCounter struct {
 	window   time.Duration
 	seed     maphash.Seed

@@ -4,7 +4,12 @@
 //
 // WebRTC is made to fail the way a network that blocks it does: the WHEP
 // offer is never answered (the request hangs). Environment: SEANCE_URL,
-// CHANNEL (a live channel), CHROMIUM.
+// CHANNEL (a live channel), CHROMIUM; HLS_DEBUG=1 logs every /hls/ answer.
+//
+// The fallback starts about 6 s into the channel's session: in the
+// low-latency variant that is while gohlslib still lists its EXT-X-GAP
+// placeholders, which seance must hide from Chromium (see
+// publish/hls/gaps.go), so firstFrameMs - firstHLSMs measures the switch.
 
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
@@ -33,15 +38,33 @@ async function open(ctx, blockWebRTC) {
   const page = await ctx.newPage();
   const t0 = Date.now();
   const requests = [];
+  const entries = new Map(); // request → its entry in requests
+  const frame = { ms: -1 };
   const origin = new URL(base).origin;
   page.on('request', (r) => {
     const u = new URL(r.url());
     if (u.origin !== origin && u.protocol !== 'blob:' && u.protocol !== 'data:') report.offOrigin.push(r.url());
-    requests.push({ ms: Date.now() - t0, method: r.method(), path: u.pathname });
+    const entry = { ms: Date.now() - t0, method: r.method(), path: u.pathname, status: 0 };
+    entries.set(r, entry);
+    requests.push(entry);
   });
   page.on('console', (m) => { if (m.type() === 'error') report.consoleErrors.push(m.text()); });
-  page.on('response', (r) => { if (r.status() >= 400) log(Date.now() - t0, r.status(), r.url()); });
+  page.on('response', (r) => {
+    const entry = entries.get(r.request());
+    if (entry) entry.status = r.status();
+    if (r.status() >= 400 || (process.env.HLS_DEBUG && r.url().includes('/hls/'))) log(Date.now() - t0, r.status(), r.url());
+  });
   page.on('pageerror', (e) => report.consoleErrors.push(e.message));
+  // The first frame the video element plays from an HLS playlist (not a
+  // WebRTC stream), in ms after open: media events do not bubble, so listen
+  // in the capture phase.
+  await page.exposeFunction('seanceFirstHLSFrame', () => { if (frame.ms < 0) frame.ms = Date.now() - t0; });
+  await page.addInitScript(() => {
+    document.addEventListener('timeupdate', (e) => {
+      const v = e.target;
+      if (v.currentTime > 0 && v.videoWidth > 0 && !v.srcObject && v.currentSrc) window.seanceFirstHLSFrame();
+    }, true);
+  });
   if (blockWebRTC) {
     await page.route('**/whep/**', (route) => {
       if (route.request().method() !== 'POST') return route.continue();
@@ -49,7 +72,7 @@ async function open(ctx, blockWebRTC) {
       return undefined;
     });
   }
-  return { page, requests };
+  return { page, requests, frame };
 }
 
 // playing waits until the video shows frames and watches it for 3 s
@@ -90,7 +113,7 @@ try {
   // nothing), to keep the test short.
   const fallback = step('fallback', async () => {
     const ctx = await browser.newContext({ locale: 'fr-FR', viewport: { width: 1280, height: 800 } });
-    const { page, requests } = await open(ctx, true);
+    const { page, requests, frame } = await open(ctx, true);
     await page.goto(`${base}/watch/${channel}`);
     await page.waitForFunction(() => window.seancePlayer.transport === 'hls' && window.seancePlayer.state === 'live',
       null, { timeout: 40000, polling: 100 });
@@ -105,6 +128,8 @@ try {
       ...(await player(page)),
       whepPosts: requests.filter((r) => r.method === 'POST' && r.path.startsWith('/whep/')).length,
       firstHLSMs: firstHLS ? firstHLS.ms : -1,
+      firstFrameMs: frame.ms,
+      hlsErrors: requests.filter((r) => r.path.startsWith('/hls/') && r.status >= 400).map((r) => `${r.status} ${r.path}`),
       hlsRequests: requests.filter((r) => r.path.startsWith('/hls/')).length,
       viewersText: await page.locator('.viewers').innerText(),
       apiViewers: api.viewers,
@@ -140,7 +165,7 @@ try {
   // ?transport=hls plays HLS at once, without trying WebRTC.
   await step('forced', async () => {
     const ctx = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 800 } });
-    const { page, requests } = await open(ctx, false);
+    const { page, requests, frame } = await open(ctx, false);
     await page.goto(`${base}/watch/${channel}?transport=hls`);
     const play = await playing(page);
     await page.waitForFunction(() => window.seancePlayer.state === 'live', null, { timeout: 10000 });
@@ -148,6 +173,9 @@ try {
       ...play,
       ...(await player(page)),
       whepRequests: requests.filter((r) => r.path.startsWith('/whep/')).length,
+      firstHLSMs: (requests.find((r) => r.path.startsWith('/hls/')) || { ms: -1 }).ms,
+      firstFrameMs: frame.ms,
+      hlsErrors: requests.filter((r) => r.path.startsWith('/hls/') && r.status >= 400).map((r) => `${r.status} ${r.path}`),
       hlsRequests: requests.filter((r) => r.path.startsWith('/hls/')).length,
     };
     await ctx.close();
