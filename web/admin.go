@@ -67,6 +67,9 @@ type AdminConfig struct {
 	// file and applies it. Its result is the JSON answer; an error means
 	// the new file was refused and nothing changed (422). Nil: 404.
 	Reload func(ctx context.Context) (any, error)
+	// Recorders holds the recorder of each channel that records.
+	// Server.SetRecorders replaces it after a config reload.
+	Recorders map[string]Recorder
 	// PublicURL is the public listener's base URL (e.g.
 	// "https://live.example.fr"), where the dashboard's previews play
 	// over WHEP. A URL without a host ("http://:8080") means the host the
@@ -95,6 +98,7 @@ type admin struct {
 	events *broker
 	dash   *dashboard
 	sinks  atomic.Pointer[sinks]
+	recs   atomic.Pointer[map[string]Recorder]
 
 	histMu  sync.Mutex
 	history map[string]*history
@@ -194,6 +198,7 @@ func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error)
 	}
 	a.events = newBroker(cfg.sseBuffer, log)
 	a.sinks.Store(&sinks{dests: cfg.Destinations, pulls: cfg.Pulls})
+	a.recs.Store(&cfg.Recorders)
 	for _, c := range hub.Channels() {
 		a.history[c.Name()] = &history{}
 	}
@@ -211,6 +216,10 @@ func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error)
 		{"GET /api/v1/channels/{channel}/history", http.HandlerFunc(a.getHistory)},
 		{"POST /api/v1/channels/{channel}/kick", http.HandlerFunc(a.kick)},
 		{"POST /api/v1/channels/{channel}/destinations/{destination}/{action}", http.HandlerFunc(a.steerDestination)},
+		{"GET /api/v1/recordings", http.HandlerFunc(a.listAllRecordings)},
+		{"GET /api/v1/channels/{channel}/recordings", http.HandlerFunc(a.listRecordings)},
+		{"GET /api/v1/channels/{channel}/recordings/{file}", http.HandlerFunc(a.downloadRecording)},
+		{"DELETE /api/v1/channels/{channel}/recordings/{file}", http.HandlerFunc(a.deleteRecording)},
 		{"GET /api/v1/events", http.HandlerFunc(a.serveEvents)},
 		{"POST /api/v1/reload", http.HandlerFunc(a.reload)},
 		{"GET /dashboard", http.HandlerFunc(a.dash.page)},

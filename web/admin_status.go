@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/seance-relay/seance/ingest/pull"
+	"github.com/seance-relay/seance/publish/record"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
 )
@@ -21,19 +22,16 @@ type ChannelStatus struct {
 	Viewers      map[string]int `json:"viewers"`
 	Destinations []rtmp.Status  `json:"destinations"`
 	// Pull is the state of the channel's pull; nil for pushed channels.
-	Pull      *pull.Status    `json:"pull"`
-	Recording recordingStatus `json:"recording"`
+	Pull *pull.Status `json:"pull"`
+	// Recording is the state of the channel's recorder; enabled is false
+	// for a channel that does not record.
+	Recording record.Status `json:"recording"`
 }
 
 // ingestStatus says who publishes on a channel.
 type ingestStatus struct {
 	Protocol   string `json:"protocol"`
 	RemoteAddr string `json:"remote_addr"`
-}
-
-// recordingStatus is a placeholder until recording exists.
-type recordingStatus struct {
-	Enabled bool `json:"enabled"`
 }
 
 func (a *admin) status(c *relay.Channel) ChannelStatus {
@@ -46,6 +44,7 @@ func (a *admin) status(c *relay.Channel) ChannelStatus {
 		Health:       h,
 		Viewers:      a.viewers(c.Name()),
 		Destinations: a.destinations(c.Name()),
+		Recording:    a.recordingStatus(c.Name()),
 	}
 	if h.State != relay.StateIdle {
 		st.Ingest = &ingestStatus{Protocol: h.Protocol, RemoteAddr: h.RemoteAddr}

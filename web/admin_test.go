@@ -353,7 +353,8 @@ func TestAdminChannels(t *testing.T) {
 	require.Len(t, bourg.Destinations, 1)
 	require.Equal(t, "youtube", bourg.Destinations[0]["name"])
 	require.Nil(t, bourg.Pull, "bourg is pushed")
-	require.Equal(t, map[string]any{"enabled": false}, bourg.Recording)
+	require.Equal(t, map[string]any{"enabled": false, "state": "idle", "bytes": 0.0, "errors": 0.0, "dropped_frames": 0.0},
+		bourg.Recording, "a channel without recording")
 
 	require.Equal(t, "ville", ville.Name)
 	require.NotNil(t, ville.Destinations, "no destinations is [], not null")
