@@ -44,10 +44,14 @@ type fileWriter struct {
 	t0       time.Duration
 	last     time.Duration // latest DTS written, relative to t0
 	audioCfg string        // the audio config the file holds ("" none)
-	video    *trackBuf
-	audio    *trackBuf // nil without audio
-	seq      uint32
-	buf      seekablebuffer.Buffer
+	// sameAudio caches whether a Tracks holds the file's audio config:
+	// Tracks change rarely (a new publisher, a slate), frames are many.
+	sameAudioTracks *relay.Tracks
+	sameAudio       bool
+	video           *trackBuf
+	audio           *trackBuf // nil without audio
+	seq             uint32
+	buf             seekablebuffer.Buffer
 	// idx is what finishing needs, kept as fragments are written.
 	idx scanResult
 	// broken is set when a write failed: the file's tail is unknown and
@@ -178,7 +182,11 @@ func (w *fileWriter) add(f *relay.Frame) (int64, error) {
 		return written, nil
 	}
 	tb := w.audio
-	if tb == nil || audioKey(f.Tracks) != w.audioCfg {
+	if f.Tracks != w.sameAudioTracks {
+		w.sameAudioTracks, w.sameAudio = f.Tracks, audioKey(f.Tracks) == w.audioCfg
+	}
+	if tb == nil || !w.sameAudio {
+		// Audio in another format waits for the next file.
 		return 0, nil
 	}
 	if p := tb.pending; p != nil {

@@ -234,15 +234,25 @@ func startRecorder(t *testing.T, cfg Config, grace time.Duration) *testRecorder 
 	return tr
 }
 
-// waitIdle waits until the recorder finished its session's file.
-func (tr *testRecorder) waitIdle(t *testing.T) {
+// waitFiles waits until the recorder is idle with n files, all finished,
+// and returns them.
+func (tr *testRecorder) waitFiles(t *testing.T, n int) []Recording {
 	t.Helper()
-	var st Status
+	var list []Recording
 	require.Eventually(t, func() bool {
-		st = tr.Status()
-		return st.State == StateIdle && st.File == "" && st.Session == ""
-	}, 10*time.Second, 10*time.Millisecond, "recorder did not go idle")
-	_ = st
+		var err error
+		list, err = tr.Recordings()
+		if err != nil || len(list) != n || tr.Status().State != StateIdle {
+			return false
+		}
+		for _, r := range list {
+			if !r.Complete || r.InProgress {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 5*time.Millisecond, "the recorder did not finish %d files", n)
+	return list
 }
 
 // probe is what ffprobe says about a file.

@@ -274,11 +274,10 @@ func (r *Recorder) onFrame(f *relay.Frame) {
 		r.startSession()
 	}
 	if r.w != nil && key {
-		a := audioKey(f.Tracks)
 		switch {
 		case f.DTS-r.w.t0 >= r.cfg.Segment:
 			r.closeFile(f, "the file reached record.segment")
-		case a != r.w.audioCfg && a != "":
+		case f.Tracks.Audio != nil && audioKey(f.Tracks) != r.w.audioCfg:
 			r.closeFile(f, "the audio format changed")
 		}
 	}

@@ -25,12 +25,7 @@ func TestRecordSession(t *testing.T) {
 	require.NoError(t, err)
 	feed(sess, m, 0, 0)
 	sess.Close()
-	tr.waitIdle(t)
-
-	list, err := tr.Recordings()
-	require.NoError(t, err)
-	require.Len(t, list, 1)
-	rec := list[0]
+	rec := tr.waitFiles(t, 1)[0]
 	require.True(t, rec.Complete)
 	require.False(t, rec.InProgress)
 	require.Equal(t, 1, rec.Part)
@@ -82,11 +77,7 @@ func TestRecordSegments(t *testing.T) {
 	require.NoError(t, err)
 	feed(sess, m, 0, 0)
 	sess.Close()
-	tr.waitIdle(t)
-
-	list, err := tr.Recordings()
-	require.NoError(t, err)
-	require.Len(t, list, 4, "7 s in 2 s parts")
+	list := tr.waitFiles(t, 4) // 7 s in 2 s parts
 	total := 0.0
 	for i, rec := range list {
 		require.Equal(t, list[0].Session, rec.Session)
@@ -135,16 +126,12 @@ func TestRecordSessionsAndAudioChange(t *testing.T) {
 	sess, err = tr.ch.Publish(info, a.tracks())
 	require.NoError(t, err)
 	sess.Close() // session ended: no frame, no file
-	tr.waitIdle(t)
+	tr.waitFiles(t, 2)
 	sess, err = tr.ch.Publish(info, a.tracks())
 	require.NoError(t, err)
 	feed(sess, a, 0, 0)
 	sess.Close()
-	tr.waitIdle(t)
-
-	list, err := tr.Recordings()
-	require.NoError(t, err)
-	require.Len(t, list, 3)
+	list := tr.waitFiles(t, 3)
 	second, first := list[0], list[1:]
 	require.NotEqual(t, first[0].Session, second.Session, "a new session has a new id")
 	require.Equal(t, first[0].Session, first[1].Session)
