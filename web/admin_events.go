@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/seance-relay/seance/ingest/pull"
+	"github.com/seance-relay/seance/publish/record"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
 )
@@ -21,7 +22,8 @@ import (
 //
 //	state        a channel changed state: its ChannelStatus
 //	destination  a destination changed state or error: destinationEvent
-//	health       once a second per channel: healthSample
+//	health       once a second per channel: healthSample (with the
+//	             recorder's state for channels that record)
 //	shutdown     the relay is stopping; reconnect later
 const (
 	eventState       = "state"
@@ -48,6 +50,8 @@ type healthSample struct {
 	Warnings         []string       `json:"warnings"`
 	Destinations     []rtmp.Status  `json:"destinations"`
 	Pull             *pull.Status   `json:"pull,omitempty"`
+	// Recording is the recorder's state, for channels that record.
+	Recording *record.Status `json:"recording,omitempty"`
 }
 
 // destPollEvery is how often destinations are checked for a state change
@@ -160,6 +164,10 @@ func (a *admin) sample(c *relay.Channel, now time.Time) healthSample {
 	if p, ok := a.pull(c.Name()); ok {
 		ps := p.Status()
 		s.Pull = &ps
+	}
+	if rec, ok := a.recorders()[c.Name()]; ok {
+		rs := rec.Status()
+		s.Recording = &rs
 	}
 	return s
 }
