@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/seance-relay/seance/configs"
 	"github.com/seance-relay/seance/ingest/demo"
 	"github.com/seance-relay/seance/ingest/pull"
+	"github.com/seance-relay/seance/publish/record"
 	pubrtmp "github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
 	"github.com/seance-relay/seance/web"
@@ -32,6 +34,16 @@ type chanTasks struct {
 	pull   *pull.Puller     // the pull behind ingest, for the admin API
 	dests  []*task          // in config order
 	byDest map[string]*task // by destination name
+	rec    *task            // the recorder, nil when record.enabled is false
+	replay bool             // replay: public
+}
+
+// recorder returns the channel's recorder, nil when it does not record.
+func (ct *chanTasks) recorder() *record.Recorder {
+	if ct.rec == nil {
+		return nil
+	}
+	return ct.rec.r.(*record.Recorder)
 }
 
 // channelSet runs the per-channel runners. Its Run loop owns them: a
@@ -41,15 +53,16 @@ type channelSet struct {
 	hub     *relay.Hub
 	destMet *pubrtmp.Metrics
 	pullMet *pull.Metrics
+	recMet  *record.Metrics
 
 	chans   map[string]*chanTasks // owned by Run once it started
 	reqs    chan func(ctx context.Context)
 	stopped chan struct{} // closed when Run returns
 }
 
-func newChannelSet(hub *relay.Hub, log zerolog.Logger, destMet *pubrtmp.Metrics, pullMet *pull.Metrics) *channelSet {
+func newChannelSet(hub *relay.Hub, log zerolog.Logger, destMet *pubrtmp.Metrics, pullMet *pull.Metrics, recMet *record.Metrics) *channelSet {
 	return &channelSet{
-		log: log, hub: hub, destMet: destMet, pullMet: pullMet,
+		log: log, hub: hub, destMet: destMet, pullMet: pullMet, recMet: recMet,
 		chans:   map[string]*chanTasks{},
 		reqs:    make(chan func(ctx context.Context)),
 		stopped: make(chan struct{}),
@@ -64,9 +77,12 @@ func (s *channelSet) prepare(c configs.Channel) (*chanTasks, error) {
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: %w", c.Name, err)
 	}
-	ct := &chanTasks{byDest: map[string]*task{}}
+	ct := &chanTasks{byDest: map[string]*task{}, replay: c.Replay == configs.ReplayPublic}
 	ct.ingest, ct.pull, err = s.prepareIngest(c, ch)
 	if err != nil {
+		return nil, err
+	}
+	if ct.rec, err = s.prepareRecord(c, ch); err != nil {
 		return nil, err
 	}
 	for _, d := range c.Destinations {
@@ -115,6 +131,38 @@ func (s *channelSet) prepareDest(channel string, d configs.Destination, ch *rela
 		Manual:  d.Start == "manual",
 	}, ch, s.log, s.destMet)
 	return &task{name: "destination", r: dest}, nil
+}
+
+// prepareRecord builds the recorder of a channel with record.enabled.
+func (s *channelSet) prepareRecord(c configs.Channel, ch *relay.Channel) (*task, error) {
+	if !c.Record.Enabled {
+		return nil, nil
+	}
+	rec, err := record.New(record.Config{
+		Dir:     c.Record.Dir,
+		Segment: time.Duration(c.Record.Segment),
+		MaxAge:  time.Duration(c.Record.MaxAge),
+		MaxSize: int64(c.Record.MaxSize),
+	}, ch, s.log, s.recMet)
+	if err != nil {
+		return nil, fmt.Errorf("channel %s: %w", c.Name, err)
+	}
+	return &task{name: "recorder", r: rec}, nil
+}
+
+// recorders returns, for the web servers, every channel's recorder (the
+// admin API) and those of the channels whose replays are public.
+func (s *channelSet) recorders() (all, replay map[string]web.Recorder) {
+	all, replay = map[string]web.Recorder{}, map[string]web.Recorder{}
+	for name, ct := range s.chans {
+		if rec := ct.recorder(); rec != nil {
+			all[name] = rec
+			if ct.replay {
+				replay[name] = rec
+			}
+		}
+	}
+	return all, replay
 }
 
 // sinks returns the destinations and pulls for the admin API.
@@ -175,6 +223,9 @@ func (ct *chanTasks) all() []*task {
 	var out []*task
 	if ct.ingest != nil {
 		out = append(out, ct.ingest)
+	}
+	if ct.rec != nil {
+		out = append(out, ct.rec)
 	}
 	return append(out, ct.dests...)
 }

@@ -35,6 +35,9 @@ type channelChange struct {
 
 	title, grace, key, source bool
 	destsAdded, destsRemoved  []string // destinations changed are in both
+	// record: the recorder restarts (enabled, dir or segment changed);
+	// limits: only max_age or max_size changed, applied in place.
+	record, limits, replay bool
 }
 
 // configDiff compares two loaded configs channel by channel.
@@ -114,6 +117,21 @@ func diffChannel(o, c configs.Channel) channelChange {
 	if !reflect.DeepEqual(oi, ci) {
 		ch.source = true
 		ch.What = append(ch.What, "ingest")
+	}
+	if o.Record != c.Record {
+		or, cr := o.Record, c.Record
+		or.MaxAge, or.MaxSize, cr.MaxAge, cr.MaxSize = 0, 0, 0, 0
+		if or == cr && c.Record.Enabled {
+			ch.limits = true
+			ch.What = append(ch.What, "record retention")
+		} else {
+			ch.record = true
+			ch.What = append(ch.What, "record")
+		}
+	}
+	if o.Replay != c.Replay {
+		ch.replay = true
+		ch.What = append(ch.What, "replay")
 	}
 	olds := map[string]configs.Destination{}
 	for _, d := range o.Destinations {
@@ -212,6 +230,7 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 		ingest *task
 		pull   *pull.Puller
 		dests  map[string]*task
+		rec    *task
 	}
 	preps := map[string]*prepared{}
 	for _, chg := range res.Changed {
@@ -237,6 +256,11 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 				p.dests[d.Name] = t
 			}
 		}
+		if chg.record {
+			if p.rec, err = a.set.prepareRecord(c, ch); err != nil {
+				return err
+			}
+		}
 		preps[c.Name] = p
 	}
 
@@ -248,11 +272,15 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 				stopTask(ct.ingest)
 			}
 			// The channel ends: viewers' sessions end, destinations
-			// send the end of stream, then they are stopped.
+			// send the end of stream and the recording's file is
+			// finished, then they are stopped.
 			a.hub.Remove(name)
 			if ct != nil {
 				for _, t := range ct.dests {
 					stopTask(t)
+				}
+				if ct.rec != nil {
+					stopTask(ct.rec)
 				}
 			}
 			delete(s.chans, name)
@@ -277,6 +305,23 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 					s.startTask(rctx, c.Name, ct.ingest)
 				}
 			}
+			if chg.record {
+				// The file being written is finished; the new recorder
+				// starts its own at the next keyframe.
+				if ct.rec != nil {
+					stopTask(ct.rec)
+				}
+				ct.rec = p.rec
+				if ct.rec != nil {
+					s.startTask(rctx, c.Name, ct.rec)
+				}
+			}
+			if chg.limits {
+				if rec := ct.recorder(); rec != nil {
+					rec.SetLimits(time.Duration(c.Record.MaxAge), int64(c.Record.MaxSize))
+				}
+			}
+			ct.replay = c.Replay == configs.ReplayPublic
 			for _, name := range chg.destsRemoved {
 				if t := ct.byDest[name]; t != nil {
 					stopTask(t)
@@ -302,6 +347,9 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 		}
 		a.whip.SetKeys(keys)
 		a.admin.SetSinks(s.sinks())
+		recs, replays := s.recorders()
+		a.admin.SetRecorders(recs)
+		a.public.SetRecorders(replays)
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/seance-relay/seance/ingest/pull"
 	ingestrtmp "github.com/seance-relay/seance/ingest/rtmp"
 	ingestwhip "github.com/seance-relay/seance/ingest/whip"
+	"github.com/seance-relay/seance/publish/record"
 	pubrtmp "github.com/seance-relay/seance/publish/rtmp"
 	pubrtsp "github.com/seance-relay/seance/publish/rtsp"
 	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
@@ -125,7 +127,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 
 	// Demo sources, pulls and destinations run per channel, so that a
 	// reload can start and stop them one by one.
-	set := newChannelSet(hub, log, pubrtmp.NewMetrics(reg), pull.NewMetrics(reg))
+	set := newChannelSet(hub, log, pubrtmp.NewMetrics(reg), pull.NewMetrics(reg), record.NewMetrics(reg))
 	for _, c := range cfg.Channels {
 		ct, err := set.prepare(c)
 		if err != nil {
@@ -134,6 +136,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		set.chans[c.Name] = ct
 	}
 	dests, pulls := set.sinks()
+	recs, replays := set.recorders()
 	add("channels", set)
 
 	chMax := map[string]int{}
@@ -186,6 +189,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		Listen:         cfg.Public.Listen,
 		Handlers:       map[string]http.Handler{"/whep/": rtc.Handler(ice), "/whip/": whipSrv.Handler()},
 		Viewers:        viewers,
+		Replays:        replays,
 		FrameAncestors: cfg.Public.FrameAncestors,
 	}, hub, log)
 	if err != nil {
@@ -208,6 +212,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		Destinations: dests,
 		Viewers:      viewersBy,
 		Pulls:        pulls,
+		Recorders:    recs,
 		// Without base_url, a public listener on every interface is
 		// reached on the dashboard's own host ("http://:8080").
 		PublicURL: cmp.Or(cfg.Public.BaseURL, "http://"+hostPort("", pub.Addr())),
@@ -295,7 +300,12 @@ func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ing
 			ev.Msg("channel has no ingest")
 		}
 		if c.Record.Enabled {
-			log.Warn().Str("channel", c.Name).Msg("recording is not implemented yet: record.enabled is ignored")
+			ev := log.Info().Str("channel", c.Name).Str("dir", filepath.Join(c.Record.Dir, c.Name)).
+				Str("segment", c.Record.Segment.String())
+			if c.Replay == configs.ReplayPublic {
+				ev = ev.Str("replays", base+"/watch/"+c.Name)
+			}
+			ev.Msg("live sessions are recorded to fragmented MP4 files in this directory")
 		}
 		for _, d := range c.Destinations {
 			start := "when the channel goes live"
