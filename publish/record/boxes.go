@@ -256,6 +256,15 @@ func buildSidx(frags []fragment, tracks []sidxTrack, room int) ([]byte, bool) {
 		refs = merged
 	}
 
+	for _, r := range refs {
+		var n int64
+		for i := r.first; i <= r.last; i++ {
+			n += frags[i].size
+		}
+		if n > 0x7fffffff {
+			return nil, false // referenced_size has 31 bits
+		}
+	}
 	b := make([]byte, 0, room)
 	if left := room - size(len(refs)); left > 0 {
 		b = appendFree(b, left)

@@ -218,6 +218,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// What is queued was published before the stop: it goes
+			// into the file before it is finished.
+			r.drain(sub)
 			r.endSession()
 			return nil
 		case <-changed:
@@ -243,14 +246,11 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}
 }
 
+// drain writes the frames queued now (not those queued meanwhile, so that
+// a busy publisher cannot keep it going).
 func (r *Recorder) drain(sub *relay.Subscription) {
-	for {
-		select {
-		case f := <-sub.Frames():
-			r.onFrame(f)
-		default:
-			return
-		}
+	for n := len(sub.Frames()); n > 0; n-- {
+		r.onFrame(<-sub.Frames())
 	}
 }
 
