@@ -326,8 +326,13 @@ func (r *Recorder) startSession() {
 
 // sessionExists reports whether a file of session id is on disk.
 func (r *Recorder) sessionExists(id string) bool {
-	m, _ := filepath.Glob(filepath.Join(r.dir, r.name+"_"+id+"*.mp4"))
-	return len(m) > 0
+	es, _ := r.entries()
+	for _, e := range es {
+		if e.session == id {
+			return true
+		}
+	}
+	return false
 }
 
 // fileName is the name of part n (from 1) of session id.
