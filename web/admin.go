@@ -79,6 +79,9 @@ type AdminConfig struct {
 	// file and applies it. Its result is the JSON answer; an error means
 	// the new file was refused and nothing changed (422). Nil: 404.
 	Reload func(ctx context.Context) (any, error)
+	// Recorders holds the recorder of each channel that records.
+	// Server.SetRecorders replaces it after a config reload.
+	Recorders map[string]Recorder
 	// PublicURL is the public listener's base URL (e.g.
 	// "https://live.example.fr"), where the dashboard's previews play
 	// over WHEP. A URL without a host ("http://:8080") means the host the
@@ -108,6 +111,7 @@ type admin struct {
 	dash   *dashboard
 	sinks  atomic.Pointer[sinks]
 	meets  atomic.Pointer[map[string]Meeting]
+	recs   atomic.Pointer[map[string]Recorder]
 
 	histMu  sync.Mutex
 	history map[string]*history
@@ -224,6 +228,7 @@ func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error)
 	a.sinks.Store(&sinks{dests: cfg.Destinations, pulls: cfg.Pulls})
 	meets := cfg.Meetings
 	a.meets.Store(&meets)
+	a.recs.Store(&cfg.Recorders)
 	for _, c := range hub.Channels() {
 		a.history[c.Name()] = &history{}
 	}
@@ -242,6 +247,10 @@ func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error)
 		{"POST /api/v1/channels/{channel}/kick", http.HandlerFunc(a.kick)},
 		{"POST /api/v1/channels/{channel}/destinations/{destination}/{action}", http.HandlerFunc(a.steerDestination)},
 		{"POST /api/v1/channels/{channel}/meeting/{action}", http.HandlerFunc(a.steerMeeting)},
+		{"GET /api/v1/recordings", http.HandlerFunc(a.listAllRecordings)},
+		{"GET /api/v1/channels/{channel}/recordings", http.HandlerFunc(a.listRecordings)},
+		{"GET /api/v1/channels/{channel}/recordings/{file}", http.HandlerFunc(a.downloadRecording)},
+		{"DELETE /api/v1/channels/{channel}/recordings/{file}", http.HandlerFunc(a.deleteRecording)},
 		{"GET /api/v1/events", http.HandlerFunc(a.serveEvents)},
 		{"POST /api/v1/reload", http.HandlerFunc(a.reload)},
 		{"GET /dashboard", http.HandlerFunc(a.dash.page)},

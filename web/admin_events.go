@@ -13,6 +13,7 @@ import (
 
 	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
+	"github.com/seance-relay/seance/publish/record"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
 )
@@ -22,7 +23,8 @@ import (
 //
 //	state        a channel changed state: its ChannelStatus
 //	destination  a destination changed state or error: destinationEvent
-//	health       once a second per channel: healthSample
+//	health       once a second per channel: healthSample (with the
+//	             recorder's state for channels that record)
 //	shutdown     the relay is stopping; reconnect later
 const (
 	eventState       = "state"
@@ -51,6 +53,8 @@ type healthSample struct {
 	Destinations     []rtmp.Status   `json:"destinations"`
 	Pull             *pull.Status    `json:"pull,omitempty"`
 	Meeting          *meeting.Status `json:"meeting,omitempty"`
+	// Recording is the recorder's state, for channels that record.
+	Recording *record.Status `json:"recording,omitempty"`
 }
 
 // destPollEvery is how often destinations are checked for a state change
@@ -168,6 +172,10 @@ func (a *admin) sample(c *relay.Channel, now time.Time) healthSample {
 	if m, ok := a.meeting(c.Name()); ok {
 		ms := m.Status()
 		s.Meeting = &ms
+	}
+	if rec, ok := a.recorders()[c.Name()]; ok {
+		rs := rec.Status()
+		s.Recording = &rs
 	}
 	return s
 }

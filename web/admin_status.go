@@ -5,6 +5,7 @@ import (
 
 	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
+	"github.com/seance-relay/seance/publish/record"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
 )
@@ -25,19 +26,16 @@ type ChannelStatus struct {
 	Pull *pull.Status `json:"pull"`
 	// Meeting is the state of the channel's meeting capture; nil for
 	// channels not fed by a meeting.
-	Meeting   *meeting.Status `json:"meeting"`
-	Recording recordingStatus `json:"recording"`
+	Meeting *meeting.Status `json:"meeting"`
+	// Recording is the state of the channel's recorder; enabled is false
+	// for a channel that does not record.
+	Recording record.Status `json:"recording"`
 }
 
 // ingestStatus says who publishes on a channel.
 type ingestStatus struct {
 	Protocol   string `json:"protocol"`
 	RemoteAddr string `json:"remote_addr"`
-}
-
-// recordingStatus is a placeholder until recording exists.
-type recordingStatus struct {
-	Enabled bool `json:"enabled"`
 }
 
 func (a *admin) status(c *relay.Channel) ChannelStatus {
@@ -50,6 +48,7 @@ func (a *admin) status(c *relay.Channel) ChannelStatus {
 		Health:       h,
 		Viewers:      a.viewers(c.Name()),
 		Destinations: a.destinations(c.Name()),
+		Recording:    a.recordingStatus(c.Name()),
 	}
 	if h.State != relay.StateIdle {
 		st.Ingest = &ingestStatus{Protocol: h.Protocol, RemoteAddr: h.RemoteAddr}

@@ -407,7 +407,8 @@ func TestAdminChannels(t *testing.T) {
 	require.Equal(t, "visio.example.fr", bourg.Meeting["server"])
 	require.EqualValues(t, 512<<20, bourg.Meeting["memory_bytes"])
 	require.Nil(t, ville.Meeting, "ville is not a meeting")
-	require.Equal(t, map[string]any{"enabled": false}, bourg.Recording)
+	require.Equal(t, map[string]any{"enabled": false, "state": "idle", "bytes": 0.0, "errors": 0.0, "dropped_frames": 0.0},
+		bourg.Recording, "a channel without recording")
 
 	require.Equal(t, "ville", ville.Name)
 	require.NotNil(t, ville.Destinations, "no destinations is [], not null")

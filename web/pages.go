@@ -31,6 +31,9 @@ type pageData struct {
 	Player   bool // load the player's script
 	Channel  PublicChannel
 	Channels []PublicChannel
+	// Replay lists the channel's past sessions on its watch page; nil
+	// when it offers none.
+	Replay *replayView
 }
 
 // cspBase forbids everything not served by seance itself, inline code
@@ -103,7 +106,11 @@ func (pg *pages) player(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	ch := pg.public.publicChannel(c)
-	pg.render(w, http.StatusOK, name, pageData{T: t, Title: ch.Title + " — " + t.Site, Player: true, Channel: ch})
+	data := pageData{T: t, Title: ch.Title + " — " + t.Site, Player: true, Channel: ch}
+	if name == "watch.html" {
+		data.Replay = pg.public.replayView(c.Name(), t)
+	}
+	pg.render(w, http.StatusOK, name, data)
 }
 
 func (pg *pages) notFound(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -18,6 +19,10 @@ type PublicConfig struct {
 	Handlers map[string]http.Handler
 	// Viewers counts a channel's viewers for the public API; nil is zero.
 	Viewers func(channel string) int
+	// Replays holds the recorders of the channels whose recordings are
+	// public (replay: public). Server.SetRecorders replaces it after a
+	// config reload.
+	Replays map[string]Recorder
 	// FrameAncestors are the CSP frame-ancestors sources of
 	// /embed/{channel}: the sites that may show the player in an iframe,
 	// e.g. "https://www.bourg.fr", "*" or "'self'". Empty: none may. The
@@ -38,6 +43,7 @@ func NewPublic(cfg PublicConfig, hub Channels, log zerolog.Logger) (*Server, err
 	if p.viewers == nil {
 		p.viewers = func(string) int { return 0 }
 	}
+	p.replays.Store(&cfg.Replays)
 	pg, err := newPages(p, cfg.FrameAncestors)
 	if err != nil {
 		return nil, err
@@ -48,17 +54,25 @@ func NewPublic(cfg PublicConfig, hub Channels, log zerolog.Logger) (*Server, err
 	}
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /api/public/channels/{channel}", p.channel)
+	mux.HandleFunc("GET /api/public/channels/{channel}/recordings", p.recordings)
+	mux.HandleFunc("GET /replay/{channel}/{file}", p.replay)
 	mux.HandleFunc("GET /{$}", pg.index)
 	mux.HandleFunc("GET /watch/{channel}", pg.watch)
 	mux.HandleFunc("GET /embed/{channel}", pg.embed)
 	mux.Handle("GET /static/{file}", pg.assets)
-	return newServer("public", cfg.Listen, withClientAddr(cfg.TrustedProxies, securityHeaders(mux)), log)
+	s, err := newServer("public", cfg.Listen, withClientAddr(cfg.TrustedProxies, securityHeaders(mux)), log)
+	if err != nil {
+		return nil, err
+	}
+	s.public = p
+	return s, nil
 }
 
 type public struct {
 	hub     Channels
 	viewers func(channel string) int
 	log     zerolog.Logger
+	replays atomic.Pointer[map[string]Recorder]
 }
 
 // PublicChannel is what anyone may know about a channel.

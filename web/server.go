@@ -24,6 +24,8 @@ type Server struct {
 	background func(ctx context.Context)
 	// admin is the admin API behind an admin server, nil on the public one.
 	admin *admin
+	// public is the public side behind a public server, nil on the admin one.
+	public *public
 }
 
 // newServer binds addr at once so a taken port fails at startup.

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/seance-relay/seance/ingest/demo"
 	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
+	"github.com/seance-relay/seance/publish/record"
 	pubrtmp "github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
 	"github.com/seance-relay/seance/web"
@@ -35,6 +37,16 @@ type chanTasks struct {
 	meeting *meeting.Capture // the meeting capture behind ingest, for the admin API
 	dests   []*task          // in config order
 	byDest  map[string]*task // by destination name
+	rec     *task            // the recorder, nil when record.enabled is false
+	replay  bool             // replay: public
+}
+
+// recorder returns the channel's recorder, nil when it does not record.
+func (ct *chanTasks) recorder() *record.Recorder {
+	if ct.rec == nil {
+		return nil
+	}
+	return ct.rec.r.(*record.Recorder)
 }
 
 // ingestTask is a prepared ingest runner and what the admin API shows of
@@ -64,15 +76,16 @@ type channelSet struct {
 	// captures publish; set before the first prepare.
 	whip     meetingPublisher
 	whipBase string
+	recMet   *record.Metrics
 
 	chans   map[string]*chanTasks // owned by Run once it started
 	reqs    chan func(ctx context.Context)
 	stopped chan struct{} // closed when Run returns
 }
 
-func newChannelSet(hub *relay.Hub, log zerolog.Logger, destMet *pubrtmp.Metrics, pullMet *pull.Metrics, meetMet *meeting.Metrics) *channelSet {
+func newChannelSet(hub *relay.Hub, log zerolog.Logger, destMet *pubrtmp.Metrics, pullMet *pull.Metrics, meetMet *meeting.Metrics, recMet *record.Metrics) *channelSet {
 	return &channelSet{
-		log: log, hub: hub, destMet: destMet, pullMet: pullMet, meetMet: meetMet,
+		log: log, hub: hub, destMet: destMet, pullMet: pullMet, meetMet: meetMet, recMet: recMet,
 		chans:   map[string]*chanTasks{},
 		reqs:    make(chan func(ctx context.Context)),
 		stopped: make(chan struct{}),
@@ -87,12 +100,15 @@ func (s *channelSet) prepare(c configs.Channel) (*chanTasks, error) {
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: %w", c.Name, err)
 	}
-	ct := &chanTasks{byDest: map[string]*task{}}
+	ct := &chanTasks{byDest: map[string]*task{}, replay: c.Replay == configs.ReplayPublic}
 	in, err := s.prepareIngest(c, ch)
 	if err != nil {
 		return nil, err
 	}
 	ct.ingest, ct.pull, ct.meeting = in.task, in.pull, in.meeting
+	if ct.rec, err = s.prepareRecord(c, ch); err != nil {
+		return nil, err
+	}
 	for _, d := range c.Destinations {
 		t, err := s.prepareDest(c.Name, d, ch)
 		if err != nil {
@@ -152,6 +168,38 @@ func (s *channelSet) prepareDest(channel string, d configs.Destination, ch *rela
 		Manual:  d.Start == "manual",
 	}, ch, s.log, s.destMet)
 	return &task{name: "destination", r: dest}, nil
+}
+
+// prepareRecord builds the recorder of a channel with record.enabled.
+func (s *channelSet) prepareRecord(c configs.Channel, ch *relay.Channel) (*task, error) {
+	if !c.Record.Enabled {
+		return nil, nil
+	}
+	rec, err := record.New(record.Config{
+		Dir:     c.Record.Dir,
+		Segment: time.Duration(c.Record.Segment),
+		MaxAge:  time.Duration(c.Record.MaxAge),
+		MaxSize: int64(c.Record.MaxSize),
+	}, ch, s.log, s.recMet)
+	if err != nil {
+		return nil, fmt.Errorf("channel %s: %w", c.Name, err)
+	}
+	return &task{name: "recorder", r: rec}, nil
+}
+
+// recorders returns, for the web servers, every channel's recorder (the
+// admin API) and those of the channels whose replays are public.
+func (s *channelSet) recorders() (all, replay map[string]web.Recorder) {
+	all, replay = map[string]web.Recorder{}, map[string]web.Recorder{}
+	for name, ct := range s.chans {
+		if rec := ct.recorder(); rec != nil {
+			all[name] = rec
+			if ct.replay {
+				replay[name] = rec
+			}
+		}
+	}
+	return all, replay
 }
 
 // sinks returns the destinations and pulls for the admin API.
@@ -223,6 +271,9 @@ func (ct *chanTasks) all() []*task {
 	var out []*task
 	if ct.ingest != nil {
 		out = append(out, ct.ingest)
+	}
+	if ct.rec != nil {
+		out = append(out, ct.rec)
 	}
 	return append(out, ct.dests...)
 }

@@ -34,6 +34,9 @@ type channelChange struct {
 
 	title, grace, key, source, slate bool
 	destsAdded, destsRemoved         []string // destinations changed are in both
+	// record: the recorder restarts (enabled, dir or segment changed);
+	// limits: only max_age or max_size changed, applied in place.
+	record, limits, replay bool
 }
 
 // configDiff compares two loaded configs channel by channel.
@@ -118,6 +121,21 @@ func diffChannel(o, c configs.Channel) channelChange {
 	if !reflect.DeepEqual(oi, ci) {
 		ch.source = true
 		ch.What = append(ch.What, "ingest")
+	}
+	if o.Record != c.Record {
+		or, cr := o.Record, c.Record
+		or.MaxAge, or.MaxSize, cr.MaxAge, cr.MaxSize = 0, 0, 0, 0
+		if or == cr && c.Record.Enabled {
+			ch.limits = true
+			ch.What = append(ch.What, "record retention")
+		} else {
+			ch.record = true
+			ch.What = append(ch.What, "record")
+		}
+	}
+	if o.Replay != c.Replay {
+		ch.replay = true
+		ch.What = append(ch.What, "replay")
 	}
 	olds := map[string]configs.Destination{}
 	for _, d := range o.Destinations {
@@ -219,6 +237,7 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 	type prepared struct {
 		ingest ingestTask
 		dests  map[string]*task
+		rec    *task
 	}
 	// Slates of the channels kept: their image file is checked again (it
 	// may have been replaced; a new file is rendered again).
@@ -260,6 +279,11 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 				p.dests[d.Name] = t
 			}
 		}
+		if chg.record {
+			if p.rec, err = a.set.prepareRecord(c, ch); err != nil {
+				return err
+			}
+		}
 		preps[c.Name] = p
 	}
 
@@ -271,11 +295,15 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 				stopTask(ct.ingest)
 			}
 			// The channel ends: viewers' sessions end, destinations
-			// send the end of stream, then they are stopped.
+			// send the end of stream and the recording's file is
+			// finished, then they are stopped.
 			a.hub.Remove(name)
 			if ct != nil {
 				for _, t := range ct.dests {
 					stopTask(t)
+				}
+				if ct.rec != nil {
+					stopTask(ct.rec)
 				}
 			}
 			delete(s.chans, name)
@@ -300,6 +328,23 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 					s.startTask(rctx, c.Name, ct.ingest)
 				}
 			}
+			if chg.record {
+				// The file being written is finished; the new recorder
+				// starts its own at the next keyframe.
+				if ct.rec != nil {
+					stopTask(ct.rec)
+				}
+				ct.rec = p.rec
+				if ct.rec != nil {
+					s.startTask(rctx, c.Name, ct.rec)
+				}
+			}
+			if chg.limits {
+				if rec := ct.recorder(); rec != nil {
+					rec.SetLimits(time.Duration(c.Record.MaxAge), int64(c.Record.MaxSize))
+				}
+			}
+			ct.replay = c.Replay == configs.ReplayPublic
 			for _, name := range chg.destsRemoved {
 				if t := ct.byDest[name]; t != nil {
 					stopTask(t)
@@ -331,6 +376,9 @@ func (a *app) apply(ctx context.Context, cur *configs.Config, res *reloadResult)
 		a.whip.SetKeys(keys)
 		a.admin.SetSinks(s.sinks())
 		a.admin.SetMeetings(s.meetings())
+		recs, replays := s.recorders()
+		a.admin.SetRecorders(recs)
+		a.public.SetRecorders(replays)
 	})
 }
 

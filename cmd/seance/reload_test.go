@@ -86,6 +86,20 @@ channels:
     destinations: [{name: yt, url: "rtmp://x.example/live2", key: y1}]
   - {name: c, ingest: {pull: "rtsp://cam.example/s"}, max_viewers: 3}
 `, reloadResult{Unchanged: []string{"a", "b", "c"}, RestartNeeded: []string{"admin", "webrtc", "hls", "channels.c.max_viewers"}}},
+		{"recording", `
+public: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0"}
+channels:
+  - {name: a, ingest: {demo: true}, record: {enabled: true, dir: /srv/rec}, replay: public}
+  - name: b
+    title: B
+    ingest: {key: k1}
+    destinations: [{name: yt, url: "rtmp://x.example/live2", key: y1}]
+  - {name: c, ingest: {pull: "rtsp://cam.example/s"}}
+`, reloadResult{
+			Changed:   []channelChange{{Channel: "a", What: []string{"record", "replay"}}},
+			Unchanged: []string{"b", "c"},
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,6 +107,7 @@ channels:
 			for i := range got.Changed {
 				c := &got.Changed[i]
 				c.title, c.grace, c.key, c.source, c.destsAdded, c.destsRemoved = false, false, false, false, nil, nil
+				c.record, c.limits, c.replay = false, false, false
 			}
 			want := tc.want
 			for _, s := range []*[]string{&want.Added, &want.Removed, &want.Unchanged, &want.RestartNeeded} {

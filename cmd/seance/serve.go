@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 	ingestrtmp "github.com/seance-relay/seance/ingest/rtmp"
 	ingestwhip "github.com/seance-relay/seance/ingest/whip"
 	pubhls "github.com/seance-relay/seance/publish/hls"
+	"github.com/seance-relay/seance/publish/record"
 	pubrtmp "github.com/seance-relay/seance/publish/rtmp"
 	pubrtsp "github.com/seance-relay/seance/publish/rtsp"
 	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
@@ -182,7 +184,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 
 	// Demo sources, pulls, meeting captures and destinations run per
 	// channel, so that a reload can start and stop them one by one.
-	set := newChannelSet(hub, log, pubrtmp.NewMetrics(reg), pull.NewMetrics(reg), meeting.NewMetrics(reg))
+	set := newChannelSet(hub, log, pubrtmp.NewMetrics(reg), pull.NewMetrics(reg), meeting.NewMetrics(reg), record.NewMetrics(reg))
 	set.whip, set.whipBase = whipSrv, "http://"+internal.Addr().String()
 	for _, c := range cfg.Channels {
 		ct, err := set.prepare(c)
@@ -192,6 +194,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		set.chans[c.Name] = ct
 	}
 	dests, pulls := set.sinks()
+	recs, replays := set.recorders()
 	add("channels", set)
 	// The RTSP output comes after webrtc: it reuses the seance_viewers and
 	// seance_viewer_sessions_total families webrtc registers.
@@ -238,6 +241,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		Listen:         cfg.Public.Listen,
 		Handlers:       handlers,
 		Viewers:        viewers,
+		Replays:        replays,
 		FrameAncestors: cfg.Public.FrameAncestors,
 		TrustedProxies: cfg.Public.TrustedProxyPrefixes(),
 	}, hub, log)
@@ -262,6 +266,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		Viewers:      viewersBy,
 		Pulls:        pulls,
 		Meetings:     set.meetings(),
+		Recorders:    recs,
 		// Without base_url, a public listener on every interface is
 		// reached on the dashboard's own host ("http://:8080").
 		PublicURL: cmp.Or(cfg.Public.BaseURL, "http://"+hostPort("", pub.Addr())),
@@ -365,7 +370,12 @@ func announce(log zerolog.Logger, cfg *configs.Config, path string, rtmpSrv *ing
 				Msg("slate: this image is rendered at the stream's size and rate when the channel goes live")
 		}
 		if c.Record.Enabled {
-			log.Warn().Str("channel", c.Name).Msg("recording is not implemented yet: record.enabled is ignored")
+			ev := log.Info().Str("channel", c.Name).Str("dir", filepath.Join(c.Record.Dir, c.Name)).
+				Str("segment", c.Record.Segment.String())
+			if c.Replay == configs.ReplayPublic {
+				ev = ev.Str("replays", base+"/watch/"+c.Name)
+			}
+			ev.Msg("live sessions are recorded to fragmented MP4 files in this directory")
 		}
 		for _, d := range c.Destinations {
 			start := "when the channel goes live"

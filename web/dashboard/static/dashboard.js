@@ -355,6 +355,7 @@
       st.destinations = s.destinations;
       if (s.pull) st.pull = s.pull;
       if (s.meeting) st.meeting = s.meeting;
+      if (s.recording) st.recording = s.recording;
       const t = Date.parse(s.time);
       this.hist.t.push(t);
       this.hist.bitrate.push(s.bitrate_bps);
@@ -429,7 +430,7 @@
       this.renderDestinations();
       this.renderPull();
       this.renderMeeting();
-      this.recording.textContent = st.recording && st.recording.enabled ? 'Enregistrement en cours' : 'Enregistrement : pas encore disponible';
+      this.renderRecording();
       this.kickBtn.hidden = st.state !== 'live'; // nobody to kick
       this.drawSparks();
     }
@@ -489,6 +490,16 @@
       const i = list.findIndex((x) => x.name === d.name);
       if (i >= 0) list[i] = d;
       this.renderDestinations();
+    }
+
+    renderRecording() {
+      const r = this.status.recording || {};
+      let text = 'Enregistrement : désactivé';
+      if (r.enabled && r.state === 'recording') text = `Enregistrement en cours : ${r.file} (${bytes(r.bytes)})`;
+      else if (r.enabled && r.state === 'failed') text = `Enregistrement en échec, nouvel essai à la prochaine image clé : ${r.last_error || ''}`;
+      else if (r.enabled) text = 'Enregistrement : en attente de la séance';
+      this.recording.textContent = text;
+      this.recording.dataset.state = r.enabled ? r.state : 'off';
     }
 
     renderPull() {

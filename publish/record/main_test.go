@@ -1,0 +1,15 @@
+package record
+
+import (
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		cleanupMedia()
+		os.Exit(code)
+	}))
+}
