@@ -518,6 +518,44 @@ func TestComposeSeanceConfigLoads(t *testing.T) {
 	require.Equal(t, s.Command[i+1], containerFile(mounts(t, s.Volumes), composeSeance))
 }
 
+// TestComposeRecordings checks that every directory the compose config
+// records to is on a named volume of the seance service, and that the
+// image creates that volume's directory owned by the user seance runs as:
+// Docker gives a new named volume the owner of the image's directory, and
+// seance, not root, could not write to a root-owned one.
+func TestComposeRecordings(t *testing.T) {
+	cfg, _ := composeSeanceConfig(t)
+	c := readCompose(t)
+	ms := mounts(t, c.Services["seance"].Volumes)
+	data, err := os.ReadFile(repoPath("Dockerfile"))
+	require.NoError(t, err)
+	df := string(data)
+	user := regexp.MustCompile(`(?m)^USER (\S+)\s*$`).FindStringSubmatch(df)
+	require.NotNil(t, user, "Dockerfile: USER")
+	require.Regexp(t, `^\d+:\d+$`, user[1], "Dockerfile: USER by number")
+
+	recorded := 0
+	for _, ch := range cfg.Channels {
+		if !ch.Record.Enabled {
+			require.NotEqual(t, ReplayPublic, ch.Replay, "channel %s: replay without recording", ch.Name)
+			continue
+		}
+		recorded++
+		var vol mount
+		for _, m := range ms {
+			if m.hostPath() == "" && (ch.Record.Dir == m.target || strings.HasPrefix(ch.Record.Dir, m.target+"/")) {
+				vol = m
+			}
+		}
+		require.NotEmpty(t, vol.target, "channel %s: record.dir %s is on no named volume of the seance service (recordings would be lost with the container)", ch.Name, ch.Record.Dir)
+		require.Regexp(t, `(?m)^COPY --from=build --chown=`+regexp.QuoteMeta(user[1])+` \S+ `+regexp.QuoteMeta(vol.target)+`\s*$`, df,
+			"Dockerfile: create %s owned by USER %s", vol.target, user[1])
+	}
+	// The ops scrape (cmd/seance TestOpsMetricNamesExist) runs this config:
+	// it needs a recorder for the recording metrics the alerts use.
+	require.NotZero(t, recorded, "%s records no channel", composeSeance)
+}
+
 // TestGrafanaProvisioning checks the dashboard JSON's shape and that the
 // provisioning files point at what docker-compose.yml mounts.
 func TestGrafanaProvisioning(t *testing.T) {
