@@ -104,7 +104,8 @@ func TestAlertsAnnotations(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"SeanceIngestDown", "SeanceDestinationDown", "SeanceKeyframeIntervalTooLong",
-		"SeanceViewerPacketLoss", "SeanceTranscoderErrors", "SeancePublisherStalled"} {
+		"SeanceViewerPacketLoss", "SeanceTranscoderErrors", "SeancePublisherStalled", "SeanceSlateOnAirTooLong",
+		"SeanceRecordingFailing", "SeanceMeetingCaptureRestarting", "SeanceMeetingCaptureStuck", "SeanceHLSMuxerErrors"} {
 		require.Contains(t, alerts, want)
 	}
 }

@@ -278,10 +278,16 @@ func TestOpsMetricNamesExist(t *testing.T) {
 	// The parsers see what they should.
 	for _, want := range []string{"seance_channel_live", "seance_destination_up", "seance_health_warning",
 		"seance_ingest_keyframe_interval_seconds", "seance_viewer_packets_lost_total",
-		"seance_viewer_packets_sent_total", "seance_transcode_frames_total"} {
+		"seance_viewer_packets_sent_total", "seance_transcode_frames_total", "seance_slate_active",
+		"seance_recording_up", "seance_recording_errors_total", "seance_meeting_restarts_total",
+		"seance_meeting_state", "seance_hls_muxer_errors_total"} {
 		require.Contains(t, alerts, want)
 	}
 	require.Contains(t, dash, "seance_viewer_time_to_first_frame_seconds_bucket")
+	// The compose config's recorder and the meeting capture are there.
+	body := s.mustGet("/metrics")
+	require.Equal(t, 0.0, metric(t, body, `seance_recording_up{channel="conseil"}`), "conseil is not live: nothing is recorded")
+	require.Equal(t, 0.0, metric(t, body, `seance_meeting_restarts_total{channel="reunion"}`))
 	require.Equal(t, []string{"seance_nope_total", "seance_viewer_rtt_seconds_total"},
 		missingMetrics(fams, []string{"seance_channel_live", "seance_nope_total", "seance_viewer_rtt_seconds_count", "seance_viewer_rtt_seconds_total"}))
 }
