@@ -603,7 +603,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 			require.NotEmpty(t, tg.Expr, "panel %q", p.Title)
 		}
 	}
-	require.Len(t, rows, 3, "rows: ingest, viewers, destinations")
+	require.Len(t, rows, 5, "rows: ingest, viewers, destinations, slate and recording, meeting capture")
 
 	var ds struct {
 		Datasources []struct {

@@ -283,7 +283,12 @@ func TestOpsMetricNamesExist(t *testing.T) {
 		"seance_meeting_state", "seance_hls_muxer_errors_total"} {
 		require.Contains(t, alerts, want)
 	}
-	require.Contains(t, dash, "seance_viewer_time_to_first_frame_seconds_bucket")
+	for _, want := range []string{"seance_viewer_time_to_first_frame_seconds_bucket", "seance_viewers",
+		"seance_hls_sent_bytes_total", "seance_slate_seconds_total", "seance_recording_bytes_total",
+		"seance_meeting_browser_cpu_seconds_total", "seance_meeting_browser_memory_bytes",
+		"seance_meeting_capture_frames_per_second"} {
+		require.Contains(t, dash, want)
+	}
 	// The compose config's recorder and the meeting capture are there.
 	body := s.mustGet("/metrics")
 	require.Equal(t, 0.0, metric(t, body, `seance_recording_up{channel="conseil"}`), "conseil is not live: nothing is recorded")
