@@ -110,6 +110,35 @@ func TestAlertsAnnotations(t *testing.T) {
 	}
 }
 
+// TestREADMEAlerts requires the README's table of alerts to list exactly
+// the alerts of alerts.yml, each with its severity.
+func TestREADMEAlerts(t *testing.T) {
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Alert  string            `yaml:"alert"`
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	readYAML(t, promAlertsFile, &f)
+	want := map[string]string{}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" {
+				want[r.Alert] = r.Labels["severity"]
+			}
+		}
+	}
+	data, err := os.ReadFile(repoPath("README.md"))
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(Seance[A-Za-z]+)` \\|.*\\| (critical|warning) \\|$").FindAllStringSubmatch(string(data), -1) {
+		got[m[1]] = m[2]
+	}
+	require.Equal(t, want, got, "README's alert table vs %s", promAlertsFile)
+}
+
 // compose is the part of docker-compose.yml the tests read.
 type compose struct {
 	Services map[string]struct {
