@@ -104,9 +104,39 @@ func TestAlertsAnnotations(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"SeanceIngestDown", "SeanceDestinationDown", "SeanceKeyframeIntervalTooLong",
-		"SeanceViewerPacketLoss", "SeanceTranscoderErrors", "SeancePublisherStalled"} {
+		"SeanceViewerPacketLoss", "SeanceTranscoderErrors", "SeancePublisherStalled", "SeanceSlateOnAirTooLong",
+		"SeanceRecordingFailing", "SeanceMeetingCaptureRestarting", "SeanceMeetingCaptureStuck", "SeanceHLSMuxerErrors"} {
 		require.Contains(t, alerts, want)
 	}
+}
+
+// TestREADMEAlerts requires the README's table of alerts to list exactly
+// the alerts of alerts.yml, each with its severity.
+func TestREADMEAlerts(t *testing.T) {
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Alert  string            `yaml:"alert"`
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	readYAML(t, promAlertsFile, &f)
+	want := map[string]string{}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" {
+				want[r.Alert] = r.Labels["severity"]
+			}
+		}
+	}
+	data, err := os.ReadFile(repoPath("README.md"))
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(Seance[A-Za-z]+)` \\|.*\\| (critical|warning) \\|$").FindAllStringSubmatch(string(data), -1) {
+		got[m[1]] = m[2]
+	}
+	require.Equal(t, want, got, "README's alert table vs %s", promAlertsFile)
 }
 
 // compose is the part of docker-compose.yml the tests read.
@@ -518,6 +548,44 @@ func TestComposeSeanceConfigLoads(t *testing.T) {
 	require.Equal(t, s.Command[i+1], containerFile(mounts(t, s.Volumes), composeSeance))
 }
 
+// TestComposeRecordings checks that every directory the compose config
+// records to is on a named volume of the seance service, and that the
+// image creates that volume's directory owned by the user seance runs as:
+// Docker gives a new named volume the owner of the image's directory, and
+// seance, not root, could not write to a root-owned one.
+func TestComposeRecordings(t *testing.T) {
+	cfg, _ := composeSeanceConfig(t)
+	c := readCompose(t)
+	ms := mounts(t, c.Services["seance"].Volumes)
+	data, err := os.ReadFile(repoPath("Dockerfile"))
+	require.NoError(t, err)
+	df := string(data)
+	user := regexp.MustCompile(`(?m)^USER (\S+)\s*$`).FindStringSubmatch(df)
+	require.NotNil(t, user, "Dockerfile: USER")
+	require.Regexp(t, `^\d+:\d+$`, user[1], "Dockerfile: USER by number")
+
+	recorded := 0
+	for _, ch := range cfg.Channels {
+		if !ch.Record.Enabled {
+			require.NotEqual(t, ReplayPublic, ch.Replay, "channel %s: replay without recording", ch.Name)
+			continue
+		}
+		recorded++
+		var vol mount
+		for _, m := range ms {
+			if m.hostPath() == "" && (ch.Record.Dir == m.target || strings.HasPrefix(ch.Record.Dir, m.target+"/")) {
+				vol = m
+			}
+		}
+		require.NotEmpty(t, vol.target, "channel %s: record.dir %s is on no named volume of the seance service (recordings would be lost with the container)", ch.Name, ch.Record.Dir)
+		require.Regexp(t, `(?m)^COPY --from=build --chown=`+regexp.QuoteMeta(user[1])+` \S+ `+regexp.QuoteMeta(vol.target)+`\s*$`, df,
+			"Dockerfile: create %s owned by USER %s", vol.target, user[1])
+	}
+	// The ops scrape (cmd/seance TestOpsMetricNamesExist) runs this config:
+	// it needs a recorder for the recording metrics the alerts use.
+	require.NotZero(t, recorded, "%s records no channel", composeSeance)
+}
+
 // TestGrafanaProvisioning checks the dashboard JSON's shape and that the
 // provisioning files point at what docker-compose.yml mounts.
 func TestGrafanaProvisioning(t *testing.T) {
@@ -564,7 +632,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 			require.NotEmpty(t, tg.Expr, "panel %q", p.Title)
 		}
 	}
-	require.Len(t, rows, 3, "rows: ingest, viewers, destinations")
+	require.Len(t, rows, 5, "rows: ingest, viewers, destinations, slate and recording, meeting capture")
 
 	var ds struct {
 		Datasources []struct {
