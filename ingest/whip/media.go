@@ -40,7 +40,9 @@ func (c *rtpClock) pts(ts uint32) time.Duration {
 // readVideo turns the H.264 RTP stream into access units until the
 // PeerConnection closes. Nothing is published before an IDR with its
 // parameter sets; after an unrecovered loss, frames are dropped until the
-// next IDR, which is asked for at once.
+// next IDR, which is asked for at once. While a sink wants regular
+// keyframes, it asks for one as soon as a published frame comes 2 s after
+// the last published IDR in the stream's timestamps.
 func (s *session) readVideo(t *webrtc.TrackRemote) {
 	var (
 		ro      reorderer
@@ -50,6 +52,7 @@ func (s *session) readVideo(t *webrtc.TrackRemote) {
 		needIDR = true
 		sps     []byte
 		pps     []byte
+		keyPTS  time.Duration // of the last IDR published
 	)
 	emit := func(nalus [][]byte, ts uint32, ok bool) {
 		if !ok {
@@ -80,7 +83,12 @@ func (s *session) readVideo(t *webrtc.TrackRemote) {
 			}
 			needIDR = false
 		}
-		s.writeVideo(clk.pts(ts), nalus, idr, sps, pps)
+		pts := clk.pts(ts)
+		s.writeVideo(pts, nalus, idr, sps, pps)
+		if idr {
+			keyPTS = pts
+		}
+		s.askPeriodicKeyframe(pts - keyPTS)
 	}
 	for {
 		pkt, _, err := t.ReadRTP()

@@ -25,7 +25,8 @@ import (
 const (
 	// periodicKeyframe is the longest keyframe interval seance lets an
 	// on-demand publisher have while a sink wants regular keyframes
-	// (YouTube rejects intervals over 4 s).
+	// (YouTube rejects intervals over 4 s), measured in the stream's own
+	// timestamps and, as a fallback, on the wall clock (keyframeDue).
 	periodicKeyframe = 2 * time.Second
 	// retryKeyframe is how long seance waits for a requested keyframe
 	// before asking again.
@@ -71,6 +72,37 @@ type session struct {
 	published atomic.Bool
 	lastPLI   atomic.Int64 // unix ns
 	lastKey   atomic.Int64 // unix ns, last IDR received
+}
+
+// keyframeDue says whether to ask a publisher for a keyframe because a
+// sink wants one regularly: the last keyframe is age old, sincePLI has
+// passed since the last request, and answered says a keyframe arrived
+// after that request. An unanswered request is repeated only after
+// retryKeyframe.
+//
+// readVideo measures age at each frame in the stream's own timestamps,
+// the clock destinations judge intervals by; run measures it on the wall
+// clock from the keyframe's arrival, a fallback for a publisher whose
+// video stopped or whose timestamps went backwards. A keyframe that
+// reaches seance later than its timestamp says (a publisher's encoder
+// that fell behind capture, a retransmitted packet) is older in the
+// stream than on arrival: counting from its arrival alone delayed the
+// next one by as much, and YouTube saw the sum.
+func keyframeDue(age, sincePLI time.Duration, answered bool) bool {
+	return age >= periodicKeyframe && (answered || sincePLI >= retryKeyframe)
+}
+
+// askPeriodicKeyframe asks for a keyframe if the last one is age old in
+// the stream's timestamps and a sink wants regular keyframes.
+func (s *session) askPeriodicKeyframe(age time.Duration) {
+	if age < periodicKeyframe || !s.ch.PeriodicKeyframesWanted() {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.lastPLI.Load()
+	if keyframeDue(age, time.Duration(now-last), s.lastKey.Load() >= last) {
+		s.pli()
+	}
 }
 
 // sessionMetrics are the series of the session's channel.
@@ -300,7 +332,9 @@ func (s *session) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 }
 
 // run waits for the connection, then asks for keyframes: at once, when a
-// sink needs one, and every 2 s while a sink wants them regularly.
+// sink needs one, and when no keyframe arrived for 2 s while a sink wants
+// them regularly (readVideo also asks when the last one is 2 s old in the
+// stream's timestamps).
 func (s *session) run() {
 	timeout := time.NewTimer(s.srv.cfg.ConnectTimeout)
 	defer timeout.Stop()
@@ -325,12 +359,13 @@ func (s *session) run() {
 		case <-s.ch.KeyframeRequests():
 			s.pli()
 		case now := <-tick.C:
-			sincePLI := now.Sub(time.Unix(0, s.lastPLI.Load()))
-			sinceKey := now.Sub(time.Unix(0, s.lastKey.Load()))
+			lastPLI, lastKey := s.lastPLI.Load(), s.lastKey.Load()
+			sincePLI := now.Sub(time.Unix(0, lastPLI))
+			sinceKey := now.Sub(time.Unix(0, lastKey))
 			switch {
 			case !s.published.Load() && sincePLI >= retryKeyframe:
 				s.pli()
-			case s.ch.PeriodicKeyframesWanted() && sinceKey >= periodicKeyframe && sincePLI >= retryKeyframe:
+			case s.ch.PeriodicKeyframesWanted() && keyframeDue(sinceKey, sincePLI, lastKey >= lastPLI):
 				s.pli()
 			}
 		case <-stats.C:

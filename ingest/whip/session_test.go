@@ -164,3 +164,28 @@ func TestWHIPReconnectTakesOver(t *testing.T) {
 	_, err := c.Close()
 	require.NoError(t, err)
 }
+
+// TestKeyframeDue: when a sink wants regular keyframes, seance asks once
+// the last keyframe is 2 s old, at once if the last request was answered,
+// else only when it has waited a second for the answer.
+func TestKeyframeDue(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		age      time.Duration
+		sincePLI time.Duration
+		answered bool
+		want     bool
+	}{
+		{name: "recent keyframe", age: 1999 * time.Millisecond, sincePLI: 5 * time.Second, answered: true, want: false},
+		{name: "2 s old", age: 2 * time.Second, sincePLI: 2 * time.Second, answered: true, want: true},
+		// The keyframe that answered the last request was captured long
+		// before it arrived: it is 2 s old in the stream already.
+		{name: "answered by a late keyframe", age: 2200 * time.Millisecond, sincePLI: 600 * time.Millisecond, answered: true, want: true},
+		{name: "request in flight", age: 2500 * time.Millisecond, sincePLI: 600 * time.Millisecond, answered: false, want: false},
+		{name: "request unanswered for a second", age: 3 * time.Second, sincePLI: time.Second, answered: false, want: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, keyframeDue(tc.age, tc.sincePLI, tc.answered))
+		})
+	}
+}

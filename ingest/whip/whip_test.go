@@ -129,6 +129,49 @@ func TestWHIPKeyframes(t *testing.T) {
 	t.Logf("keyframe sent %v after the request", time.Since(asked).Round(time.Millisecond))
 }
 
+// TestWHIPKeyframesLaggingEncoder: a publisher whose keyframes leave 1 s
+// after their capture time (a browser whose encoder fell behind under CPU
+// load; the test publisher did the same on a loaded machine) still gives
+// the sinks keyframes about 2 s apart in the stream's timestamps, the
+// clock YouTube judges: seance counts from the keyframe's timestamp, not
+// from its late arrival, which made them 3 s apart.
+func TestWHIPKeyframesLaggingEncoder(t *testing.T) {
+	const lag = time.Second
+	e := newEnv(t)
+	ch := e.channel(t, "conseil")
+	e.publishWith(t, "conseil", whiptest.Options{ToneHz: 440, KeyframeLag: lag})
+
+	sub := ch.Subscribe("rtmp", 1024)
+	defer sub.Close()
+	release := ch.WantPeriodicKeyframes()
+	defer release()
+	var keys, afterKey []time.Duration // keyframes, and the video frame after each
+	deadline := time.After(20 * time.Second)
+	for len(afterKey) < 4 {
+		select {
+		case f := <-sub.Frames():
+			switch {
+			case f.Kind != relay.KindVideo:
+			case f.Key:
+				keys = append(keys, f.PTS)
+			case len(keys) > len(afterKey):
+				afterKey = append(afterKey, f.PTS)
+			}
+		case <-deadline:
+			t.Fatalf("got %d keyframes in 20 s", len(keys))
+		}
+	}
+	maxGap := time.Duration(0)
+	for i := 1; i < len(keys); i++ {
+		maxGap = max(maxGap, keys[i]-keys[i-1])
+	}
+	t.Logf("keyframes at %v, next frames at %v: max interval %v", keys, afterKey, maxGap)
+	for i, k := range keys[:len(afterKey)] {
+		require.GreaterOrEqual(t, afterKey[i]-k, lag-100*time.Millisecond, "the publisher sent no video while its keyframe lagged")
+	}
+	require.LessOrEqual(t, maxGap, 2500*time.Millisecond)
+}
+
 // TestWHIPBadRequests maps each bad request to its status code.
 func TestWHIPBadRequests(t *testing.T) {
 	e := newEnv(t)

@@ -49,6 +49,11 @@ type Options struct {
 	// Conn, when set, carries every ICE packet of the client (tests make
 	// it drop traffic to simulate a publisher that vanished).
 	Conn net.PacketConn
+	// KeyframeLag delays each keyframe by this long after its capture
+	// time (its RTP timestamp), with no video meanwhile, like a browser
+	// whose encoder falls behind capture under CPU load. Audio goes on.
+	// Zero sends keyframes at once.
+	KeyframeLag time.Duration
 }
 
 // Client is one WHIP publisher.
@@ -66,6 +71,7 @@ type Client struct {
 	connected chan struct{}
 	connOnce  sync.Once
 	pliWanted atomic.Bool
+	tone      [][]byte // Opus packets sent in a loop
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
@@ -140,6 +146,9 @@ func New(o Options) (*Client, error) {
 		c.vsender = tr.Sender()
 	}
 	if o.ToneHz > 0 {
+		if c.tone, err = toneLoop(o.ToneHz); err != nil {
+			return fail(err)
+		}
 		if c.audio, err = webrtc.NewTrackLocalStaticRTP(ac, "audio", "whiptest"); err != nil {
 			return fail(err)
 		}
@@ -278,8 +287,16 @@ func (c *Client) readRTCP() {
 	}
 }
 
-// send paces video at FPS and audio at 20 ms until ctx ends. RTP
-// timestamps follow the wall clock (video) and the sample count (audio).
+// send paces video at FPS and audio at 20 ms until ctx ends. Video RTP
+// timestamps are capture times on the frame grid of a camera: the latest
+// frame period begun when the frame is made, strictly increasing (a late
+// frame leaves a gap). A ticker's values would not do: under CPU load
+// they are late by however long the runtime took to send them, off the
+// grid and at times earlier than the previous one. Audio timestamps
+// follow the sample count. The tone is encoded beforehand (New), as a
+// browser encodes audio on a thread of its own: encoding it here, which
+// under the race detector on a loaded machine is no faster than real time,
+// held video up for seconds.
 func (c *Client) send(ctx context.Context) {
 	select {
 	case <-ctx.Done():
@@ -288,61 +305,75 @@ func (c *Client) send(ctx context.Context) {
 	}
 	var (
 		start     = time.Now()
-		vtick     = time.NewTicker(time.Second / time.Duration(c.opts.FPS))
+		period    = time.Second / time.Duration(c.opts.FPS)
+		vtick     = time.NewTicker(period)
+		lastFrame = int64(-1) // grid index of the last frame captured
 		atick     = time.NewTicker(20 * time.Millisecond)
 		vpay      codecs.H264Payloader
 		vseq      uint16
 		aseq      uint16
 		next      = 1
-		tone      *toneEncoder
 		audioSent int64
-		err       error
+		lagging   <-chan time.Time // the delayed keyframe is due (KeyframeLag)
+		lagTS     uint32           // its capture time
 	)
 	defer vtick.Stop()
 	defer atick.Stop()
-	if c.audio != nil {
-		if tone, err = newToneEncoder(c.opts.ToneHz); err != nil {
-			return
-		}
-	} else {
+	if c.audio == nil {
 		atick.Stop()
 	}
 	if c.video == nil || c.opts.Video == nil {
 		vtick.Stop()
 	}
+	writeVideo := func(ts uint32) bool {
+		if next == 0 {
+			c.Keyframes.Add(1)
+		}
+		payloads := vpay.Payload(1200, annexB(c.opts.Video[next]))
+		next++
+		for i, p := range payloads {
+			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: vseq, Timestamp: ts, Marker: i == len(payloads)-1}, Payload: p}
+			vseq++
+			if c.video.WriteRTP(pkt) != nil {
+				return false
+			}
+		}
+		c.Frames.Add(1)
+		return true
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-vtick.C:
+		case <-vtick.C:
+			if lagging != nil {
+				continue // the encoder is still busy with the keyframe
+			}
 			if c.pliWanted.Swap(false) {
 				next = 0
 			}
 			if next >= len(c.opts.Video) {
 				continue // frozen until asked for a keyframe
 			}
-			if next == 0 {
-				c.Keyframes.Add(1)
+			k := max(int64(time.Since(start)/period), lastFrame+1)
+			lastFrame = k
+			ts := uint32(k * 90000 / int64(c.opts.FPS))
+			if next == 0 && c.opts.KeyframeLag > 0 {
+				lagging, lagTS = time.After(c.opts.KeyframeLag), ts
+				continue
 			}
-			au := annexB(c.opts.Video[next])
-			next++
-			ts := uint32(now.Sub(start) * 90000 / time.Second)
-			payloads := vpay.Payload(1200, au)
-			for i, p := range payloads {
-				pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: vseq, Timestamp: ts, Marker: i == len(payloads)-1}, Payload: p}
-				vseq++
-				if c.video.WriteRTP(pkt) != nil {
-					return
-				}
+			if !writeVideo(ts) {
+				return
 			}
-			c.Frames.Add(1)
+		case <-lagging:
+			lagging = nil
+			if !writeVideo(lagTS) {
+				return
+			}
 		case <-atick.C:
 			// Catch up if a tick was late so the audio clock keeps pace.
 			for audioSent*20 < time.Since(start).Milliseconds()+20 {
-				pkt, err := tone.next()
-				if err != nil {
-					return
-				}
+				pkt := c.tone[audioSent%int64(len(c.tone))]
 				rp := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: aseq, Timestamp: uint32(audioSent * 960), Marker: audioSent == 0}, Payload: pkt}
 				aseq++
 				audioSent++
@@ -363,16 +394,23 @@ func annexB(nalus [][]byte) []byte {
 	return b.Bytes()
 }
 
-// toneEncoder makes 20 ms mono Opus packets of a sine at amplitude 1/4.
-type toneEncoder struct {
-	enc *gopus.Encoder
-	hz  float64
-	n   int
-	pcm []float32
-	out []byte
+// tones caches the Opus packets of each tone frequency for the process.
+var tones struct {
+	sync.Mutex
+	loops map[float64][][]byte
 }
 
-func newToneEncoder(hz float64) (*toneEncoder, error) {
+// toneLoop returns one second of 20 ms mono Opus packets of a sine of hz at
+// amplitude 1/4, encoded once per process, to be sent in a loop. A whole
+// number of periods fits in a second for an integer hz, so the loop
+// joins in phase; the encoder runs 10 packets before the loop so its
+// state at the end of the loop matches what the start was encoded with.
+func toneLoop(hz float64) ([][]byte, error) {
+	tones.Lock()
+	defer tones.Unlock()
+	if loop, ok := tones.loops[hz]; ok {
+		return loop, nil
+	}
 	enc, err := gopus.NewEncoder(gopus.EncoderConfig{SampleRate: 48000, Channels: 1, Application: gopus.ApplicationAudio})
 	if err != nil {
 		return nil, err
@@ -380,17 +418,29 @@ func newToneEncoder(hz float64) (*toneEncoder, error) {
 	if err := enc.SetBitrate(48000); err != nil {
 		return nil, err
 	}
-	return &toneEncoder{enc: enc, hz: hz, pcm: make([]float32, 960), out: make([]byte, 4000)}, nil
-}
-
-func (t *toneEncoder) next() ([]byte, error) {
-	for i := range t.pcm {
-		t.pcm[i] = float32(0.25 * math.Sin(2*math.Pi*t.hz*float64(t.n)/48000))
-		t.n++
+	const warmup, packets = 10, 50
+	var (
+		pcm  = make([]float32, 960)
+		out  = make([]byte, 4000)
+		n    int
+		loop [][]byte
+	)
+	for i := range warmup + packets {
+		for j := range pcm {
+			pcm[j] = float32(0.25 * math.Sin(2*math.Pi*hz*float64(n)/48000))
+			n++
+		}
+		size, err := enc.Encode(pcm, out)
+		if err != nil {
+			return nil, err
+		}
+		if i >= warmup {
+			loop = append(loop, bytes.Clone(out[:size]))
+		}
 	}
-	n, err := t.enc.Encode(t.pcm, t.out)
-	if err != nil {
-		return nil, err
+	if tones.loops == nil {
+		tones.loops = map[float64][][]byte{}
 	}
-	return bytes.Clone(t.out[:n]), nil
+	tones.loops[hz] = loop
+	return loop, nil
 }
