@@ -307,7 +307,13 @@ func (c *Channel) publishSlate(run *slateRun, f *Frame) bool {
 		return false
 	}
 	f.Arrived = time.Now()
-	f.DTS, _ = c.tl.place(f.Kind, f.DTS)
+	var keep bool
+	f.DTS, _, keep = c.tl.place(f.Kind, f.DTS)
+	if !keep {
+		// Silence overlapping the live audio's end (see timeline.place).
+		c.mu.Unlock()
+		return true
+	}
 	f.PTS = f.DTS
 	if f.Kind == KindVideo {
 		c.met.slateSeconds.Add(run.step.Seconds())

@@ -209,6 +209,60 @@ func TestSlateTimestampsDoNotDrift(t *testing.T) {
 	})
 }
 
+func isSlateAudio(f *Frame) bool { return string(f.AU) == string(slateSilence) }
+
+// TestSlateSeamsKeepTheVideoCadence: the publisher's audio ends 40 ms
+// after its video (as ffmpeg's does); the slate's first frame still goes
+// one video frame after the last live one, and the live keyframe after
+// the slate one slate frame after the last slate frame: every video step
+// of the whole broadcast is one frame (1/30 s). Audio never overlaps by
+// half a frame or more, and leaves at most a video and an audio frame
+// between two sources.
+func TestSlateSeamsKeepTheVideoCadence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fps := 30.0
+		c := newSlateChannel(t, time.Minute, &fakeSlates{step: time.Duration(float64(time.Second) / fps)})
+		sub := c.Subscribe("rtmp", 4096)
+		defer sub.Close()
+		s := publish(t, c, avTracks())
+		avFeed(s, 3*time.Second, time.Second)
+		// Audio goes on 40 ms past the video, from where avFeed stopped.
+		for a := (time.Second + audioStep - 1) / audioStep * audioStep; a < time.Second+40*time.Millisecond; a += audioStep {
+			s.WriteAAC(3*time.Second+a, make([]byte, 50))
+		}
+		s.Close()
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		s2 := publish(t, c, avTracks())
+		defer s2.Close()
+		avFeed(s2, time.Hour, time.Second) // starts with a keyframe, audio at the same time
+		got := drain(sub)
+
+		video, audio := onlyKind(got, KindVideo), onlyKind(got, KindAudio)
+		var slate, live2 int
+		for i, v := range video {
+			if isSlate(v) {
+				slate++
+			} else if slate > 0 {
+				live2++
+			}
+			if i == 0 {
+				continue
+			}
+			step := v.DTS - video[i-1].DTS
+			require.True(t, step == videoStep || step == videoStep+1,
+				"video step %d (%v → %v, slate: %v → %v) is %v, not one frame", i, video[i-1].DTS, v.DTS, isSlate(video[i-1]), isSlate(v), step)
+		}
+		require.Greater(t, slate, 40, "the slate played")
+		require.GreaterOrEqual(t, live2, 30, "the second publisher's video, from its keyframe")
+		for i := 1; i < len(audio); i++ {
+			step := audio[i].DTS - audio[i-1].DTS
+			require.GreaterOrEqual(t, step, audioStep/2, "audio step %d (%v → %v, slate: %v → %v)", i, audio[i-1].DTS, audio[i].DTS, isSlateAudio(audio[i-1]), isSlateAudio(audio[i]))
+			require.LessOrEqual(t, step, videoStep+audioStep, "audio step %d (%v → %v, slate: %v → %v)", i, audio[i-1].DTS, audio[i].DTS, isSlateAudio(audio[i-1]), isSlateAudio(audio[i]))
+		}
+	})
+}
+
 func TestFrameClock(t *testing.T) {
 	c := videoClock(33333333)
 	require.Equal(t, 10*time.Hour, c.at(30*36000), "no drift in ten hours at 30 fps")
