@@ -209,7 +209,14 @@ func (s *Session) publish(f *Frame, size int) {
 	f.Arrived = time.Now()
 	ctsOffset := f.PTS - f.DTS
 	origPTS := f.PTS
-	dts, jump := c.tl.place(f.Kind, f.DTS)
+	dts, jump, keep := c.tl.place(f.Kind, f.DTS)
+	if !keep {
+		// Audio overlapping the end of the slate's (see timeline.place).
+		c.mu.Unlock()
+		c.met.bytes[f.Kind].Add(float64(size))
+		c.met.frames[f.Kind].Inc()
+		return
+	}
 	f.DTS, f.PTS = dts, dts+ctsOffset
 	for i := range f.Opus {
 		f.Opus[i].PTS += f.PTS - origPTS

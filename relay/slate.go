@@ -64,13 +64,40 @@ const maxSlateLag = time.Second
 // slateRun is a slate being sent: its frames prepared once (AVCC and RTP
 // payloads shared by every loop), and the signal that stops it.
 type slateRun struct {
-	name      string
-	tracks    *Tracks // the slate's video track and the live audio track
-	video     []slateAU
-	step      time.Duration
-	silence   []byte
-	audioStep time.Duration
-	stop      chan struct{}
+	name    string
+	tracks  *Tracks // the slate's video track and the live audio track
+	video   []slateAU
+	step    time.Duration
+	vclock  frameClock
+	silence []byte
+	aclock  frameClock
+	stop    chan struct{}
+}
+
+// frameClock gives the time of frame n of a stream whose frames are unit
+// ticks long at rate ticks per second, exactly (rounded down to the
+// nanosecond), however large n. Multiplying a frame duration already
+// rounded to the nanosecond would not do: 1/30 s is 33 333 333 ns, so six
+// frames would be 2 ns short of 200 ms — and HLS parts (200 ms by
+// default), cut at the first frame at least 200 ms after the part's
+// start, would hold seven frames (233 ms) all through the slate and
+// change the playlist's PART-TARGET at each interruption.
+type frameClock struct{ unit, rate int64 }
+
+func (c frameClock) at(n int64) time.Duration {
+	t := n * c.unit
+	return time.Duration(t/c.rate)*time.Second + time.Duration(t%c.rate*int64(time.Second)/c.rate)
+}
+
+// videoClock is the clock of frames step apart: the rate is taken to the
+// thousandth of a frame per second (30, 25, 29.97, 23.976…), which is
+// what step was rounded from.
+// Steps under 1 ms (no real slate) count as 1 ms, which keeps at() far
+// from overflowing.
+func videoClock(step time.Duration) frameClock {
+	step = max(step, time.Millisecond)
+	perKilosecond := (1000*int64(time.Second) + int64(step)/2) / int64(step)
+	return frameClock{unit: 1000, rate: perKilosecond}
 }
 
 type slateAU struct {
@@ -90,9 +117,10 @@ func newSlateRun(sl *Slate, audio *AudioTrack) *slateRun {
 	if r.step <= 0 {
 		r.step = time.Second / 30
 	}
+	r.vclock = videoClock(r.step)
 	if audio != nil && audio.Config != nil && len(sl.Silence) > 0 {
 		r.silence = sl.Silence
-		r.audioStep = aacFrameDuration(audio.Config)
+		r.aclock = aacClock(audio.Config)
 	}
 	for _, fr := range sl.Frames {
 		au := slateAU{key: fr.Key}
@@ -108,17 +136,17 @@ func newSlateRun(sl *Slate, audio *AudioTrack) *slateRun {
 	return r
 }
 
-// aacFrameDuration is the duration of one AAC access unit (960 or 1024
-// samples, ISO 14496-3 4.5.1.1).
-func aacFrameDuration(cfg *mpeg4audio.AudioSpecificConfig) time.Duration {
+// aacClock is the clock of AAC access units (960 or 1024 samples, ISO
+// 14496-3 4.5.1.1) at the config's sample rate.
+func aacClock(cfg *mpeg4audio.AudioSpecificConfig) frameClock {
 	n := int64(mpeg4audio.SamplesPerAccessUnit)
 	if cfg.FrameLengthFlag {
 		n = 960
 	}
 	if cfg.SampleRate <= 0 {
-		return nominalStep[KindAudio]
+		return frameClock{unit: 1024, rate: 48000}
 	}
-	return time.Duration(n * int64(time.Second) / int64(cfg.SampleRate))
+	return frameClock{unit: n, rate: int64(cfg.SampleRate)}
 }
 
 // avccOf lays out params then nalus in length-prefixed form in one buffer,
@@ -233,10 +261,10 @@ func (c *Channel) runSlate(run *slateRun) {
 	start := time.Now()
 	var vn, an int64 // frames sent so far, per kind
 	for {
-		vts := time.Duration(vn) * run.step
+		vts := run.vclock.at(vn)
 		ats := time.Duration(math.MaxInt64)
 		if run.silence != nil {
-			ats = time.Duration(an) * run.audioStep
+			ats = run.aclock.at(an)
 		}
 		next := min(vts, ats)
 		switch wait := next - time.Since(start); {
@@ -279,7 +307,13 @@ func (c *Channel) publishSlate(run *slateRun, f *Frame) bool {
 		return false
 	}
 	f.Arrived = time.Now()
-	f.DTS, _ = c.tl.place(f.Kind, f.DTS)
+	var keep bool
+	f.DTS, _, keep = c.tl.place(f.Kind, f.DTS)
+	if !keep {
+		// Silence overlapping the live audio's end (see timeline.place).
+		c.mu.Unlock()
+		return true
+	}
 	f.PTS = f.DTS
 	if f.Kind == KindVideo {
 		c.met.slateSeconds.Add(run.step.Seconds())

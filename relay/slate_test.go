@@ -14,7 +14,8 @@ import (
 type fakeSlates struct {
 	prepared []SlateParams
 	asked    []SlateParams
-	none     bool // Slate returns nil
+	none     bool          // Slate returns nil
+	step     time.Duration // FrameDuration; slateStep when zero
 }
 
 var slateSilence = []byte{0x21, 0x10, 0x04, 0x60, 0x8c, 0x1c}
@@ -28,7 +29,11 @@ func (f *fakeSlates) Slate(p SlateParams) *Slate {
 	if f.none {
 		return nil
 	}
-	sl := &Slate{SPS: sps360, PPS: testPPS, FrameDuration: slateStep, Name: "test slate"}
+	step := f.step
+	if step == 0 {
+		step = slateStep
+	}
+	sl := &Slate{SPS: sps360, PPS: testPPS, FrameDuration: step, Name: "test slate"}
 	sl.Frames = append(sl.Frames, SlateFrame{Key: true, NALUs: [][]byte{idrNALU(300)}})
 	for range 49 {
 		sl.Frames = append(sl.Frames, SlateFrame{NALUs: [][]byte{pNALU(20)}})
@@ -162,6 +167,115 @@ func TestSlateDuringInterruption(t *testing.T) {
 		require.Len(t, drain(sub), 6)
 		require.Zero(t, sub.Dropped())
 	})
+}
+
+// TestSlateTimestampsDoNotDrift: a 30 fps slate's FrameDuration is 1/30 s
+// rounded down to 33 333 333 ns; its frames are nevertheless exactly on
+// the 1/30 s grid from the first one (frame n at ⌊n/30 s⌋), as the audio
+// is on its 1024-sample grid. Six frames span exactly 200 ms, so that HLS
+// parts of 200 ms hold six slate frames, as they hold six live ones.
+func TestSlateTimestampsDoNotDrift(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fps := 30.0
+		src := &fakeSlates{step: time.Duration(float64(time.Second) / fps)} // as package slate makes it
+		require.Equal(t, 33333333*time.Nanosecond, src.step)
+		c := newSlateChannel(t, time.Minute, src)
+		sub := c.Subscribe("rtmp", 4096)
+		defer sub.Close()
+		s := publish(t, c, avTracks())
+		f := newFeed(s, 0, 30)
+		f.audio = true
+		f.frames(30)
+		live := len(drain(sub))
+		s.Close()
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		got := drain(sub)
+		require.Equal(t, 60, live)
+		video, audio := onlyKind(got, KindVideo), onlyKind(got, KindAudio)
+		require.GreaterOrEqual(t, len(video), 300)
+		require.GreaterOrEqual(t, len(audio), 430)
+		for n, v := range video {
+			want := video[0].DTS + time.Duration(int64(n)*int64(time.Second)/30)
+			require.Equal(t, want, v.DTS, "slate frame %d", n)
+			if n >= 6 {
+				require.Equal(t, 200*time.Millisecond, v.DTS-video[n-6].DTS, "six slate frames from frame %d", n-6)
+			}
+		}
+		for n, a := range audio {
+			want := audio[0].DTS + time.Duration(int64(n)*1024*int64(time.Second)/44100)
+			require.Equal(t, want, a.DTS, "slate audio frame %d", n)
+		}
+	})
+}
+
+func isSlateAudio(f *Frame) bool { return string(f.AU) == string(slateSilence) }
+
+// TestSlateSeamsKeepTheVideoCadence: the publisher's audio ends 40 ms
+// after its video (as ffmpeg's does); the slate's first frame still goes
+// one video frame after the last live one, and the live keyframe after
+// the slate one slate frame after the last slate frame: every video step
+// of the whole broadcast is one frame (1/30 s). Audio never overlaps by
+// half a frame or more, and leaves at most a video and an audio frame
+// between two sources.
+func TestSlateSeamsKeepTheVideoCadence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fps := 30.0
+		c := newSlateChannel(t, time.Minute, &fakeSlates{step: time.Duration(float64(time.Second) / fps)})
+		sub := c.Subscribe("rtmp", 4096)
+		defer sub.Close()
+		s := publish(t, c, avTracks())
+		avFeed(s, 3*time.Second, time.Second)
+		// Audio goes on 40 ms past the video, from where avFeed stopped.
+		for a := (time.Second + audioStep - 1) / audioStep * audioStep; a < time.Second+40*time.Millisecond; a += audioStep {
+			s.WriteAAC(3*time.Second+a, make([]byte, 50))
+		}
+		s.Close()
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		s2 := publish(t, c, avTracks())
+		defer s2.Close()
+		avFeed(s2, time.Hour, time.Second) // starts with a keyframe, audio at the same time
+		got := drain(sub)
+
+		video, audio := onlyKind(got, KindVideo), onlyKind(got, KindAudio)
+		var slate, live2 int
+		for i, v := range video {
+			if isSlate(v) {
+				slate++
+			} else if slate > 0 {
+				live2++
+			}
+			if i == 0 {
+				continue
+			}
+			step := v.DTS - video[i-1].DTS
+			require.True(t, step == videoStep || step == videoStep+1,
+				"video step %d (%v → %v, slate: %v → %v) is %v, not one frame", i, video[i-1].DTS, v.DTS, isSlate(video[i-1]), isSlate(v), step)
+		}
+		require.Greater(t, slate, 40, "the slate played")
+		require.GreaterOrEqual(t, live2, 30, "the second publisher's video, from its keyframe")
+		for i := 1; i < len(audio); i++ {
+			step := audio[i].DTS - audio[i-1].DTS
+			require.GreaterOrEqual(t, step, audioStep/2, "audio step %d (%v → %v, slate: %v → %v)", i, audio[i-1].DTS, audio[i].DTS, isSlateAudio(audio[i-1]), isSlateAudio(audio[i]))
+			require.LessOrEqual(t, step, videoStep+audioStep, "audio step %d (%v → %v, slate: %v → %v)", i, audio[i-1].DTS, audio[i].DTS, isSlateAudio(audio[i-1]), isSlateAudio(audio[i]))
+		}
+	})
+}
+
+func TestFrameClock(t *testing.T) {
+	c := videoClock(33333333)
+	require.Equal(t, 10*time.Hour, c.at(30*36000), "no drift in ten hours at 30 fps")
+	require.Equal(t, 33333333*time.Nanosecond, c.at(1))
+	require.Equal(t, 200*time.Millisecond, c.at(6))
+	ntsc := 30000 / 1001.0
+	require.Equal(t, 1001001001001*time.Nanosecond, videoClock(time.Duration(float64(time.Second)/ntsc)).at(30000),
+		"29.97 fps is taken as 29.970: 1 ms off in 1000 s")
+	require.Equal(t, 40*time.Millisecond, videoClock(40*time.Millisecond).at(1))
+	require.Equal(t, time.Millisecond, videoClock(0).at(1), "a step under 1 ms counts as 1 ms")
+	a := aacClock(aacLC44())
+	require.Equal(t, 23219954*time.Nanosecond, a.at(1), "1024 samples at 44.1 kHz")
+	require.Equal(t, 1024*time.Second, a.at(44100), "no drift: 44100 frames are 1024 s")
 }
 
 func TestSlateEndsWithTheGracePeriod(t *testing.T) {

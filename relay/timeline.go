@@ -30,16 +30,33 @@ func (t *timeline) newSession() {
 	t.seen = [2]bool{}
 }
 
-// place returns the channel DTS for a publisher DTS and whether a
-// discontinuity was smoothed over.
-func (t *timeline) place(k Kind, dts time.Duration) (time.Duration, bool) {
+// place returns the channel DTS for a publisher DTS, whether a
+// discontinuity was smoothed over, and whether to keep the frame (false:
+// audio of a new source that would overlap the previous source's).
+//
+// A new source (a publisher back, the slate, the publisher after the
+// slate) whose first frame is video keeps the video cadence: that frame
+// goes one video frame after the last one, and the source's audio keeps
+// its distance to its video (same offset). Its audio frames that would
+// start less than half a frame after the previous source's last audio
+// frame are dropped: that time is already covered. Placing the video
+// after the later of the two tracks instead would lengthen the video
+// step at each seam by up to one audio frame (0–23 ms): the video's
+// phase then drifts from seam to seam, which HLS parts (a 214 ms part,
+// a new PART-TARGET) and ffmpeg's decoding to a 1/fps time base (two
+// frames on one tick: "non monotonically increasing dts") show.
+func (t *timeline) place(k Kind, dts time.Duration) (time.Duration, bool, bool) {
 	jump := false
 	switch {
 	case !t.started:
 		t.offset = -dts
 		t.started, t.synced = true, true
 	case !t.synced:
-		t.offset = t.end() - dts
+		if k == KindVideo && t.have[KindVideo] {
+			t.offset = t.last[KindVideo] + t.stepOf(KindVideo) - dts
+		} else {
+			t.offset = t.end() - dts
+		}
 		t.synced = true
 	case t.seen[k]:
 		d := dts + t.offset - t.last[k]
@@ -52,6 +69,9 @@ func (t *timeline) place(k Kind, dts time.Duration) (time.Duration, bool) {
 	if out < 0 {
 		out = 0
 	}
+	if k == KindAudio && !t.seen[k] && t.have[k] && out < t.last[k]+t.stepOf(k)/2 {
+		return out, jump, false
+	}
 	if t.have[k] && out <= t.last[k] {
 		// Never go backwards or repeat a timestamp on a track: muxers
 		// downstream (FLV, MP4, RTP) reject it.
@@ -62,7 +82,7 @@ func (t *timeline) place(k Kind, dts time.Duration) (time.Duration, bool) {
 	}
 	t.last[k] = out
 	t.seen[k], t.have[k] = true, true
-	return out, jump
+	return out, jump, true
 }
 
 // end is where the next frame of a new publisher goes: one frame after the
