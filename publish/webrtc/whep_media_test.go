@@ -178,7 +178,10 @@ func TestWHEPFastStartMidGOP(t *testing.T) {
 		require.Less(t, done.Sub(c.posted), time.Second, "viewer %d joined at frame %d of the GOP", i, at[i]%demoGOP)
 		if at[i]%demoGOP >= 6 {
 			// Joined more than lateAfter into the GOP: the cached frames
-			// come as a burst, 1 ms apart in RTP time.
+			// come as a burst, 1 ms apart in RTP time. Wait for the packet
+			// after the IDR (it may still be on its way).
+			require.Eventually(t, func() bool { return len(c.videoPackets()) > last+1 }, 2*time.Second, 5*time.Millisecond)
+			pkts = bySeq(c.videoPackets())
 			require.Equal(t, uint32(90), pkts[last+1].ts-pkts[last].ts, "viewer %d: the GOP is replayed from the cache", i)
 		}
 		requireMonotonicTS(t, pkts)
