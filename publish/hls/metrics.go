@@ -1,10 +1,11 @@
 package hls
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seance-relay/seance/relay"
 )
 
 // metrics are the HLS output's metrics. seance_viewers and
@@ -37,49 +38,40 @@ const (
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var m metrics
 	var err error
-	if m.viewers, err = registerShared(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "seance_viewers",
-		Help: "Viewers connected now, by protocol.",
-	}, []string{"channel", "protocol"})); err != nil {
-		return nil, err
+	if m.viewers, m.sessions, err = relay.ViewerMetrics(reg); err != nil {
+		return nil, fmt.Errorf("hls metrics: %w", err)
 	}
-	if m.sessions, err = registerShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "seance_viewer_sessions_total",
-		Help: "Viewer sessions started, by protocol.",
-	}, []string{"channel", "protocol"})); err != nil {
-		return nil, err
-	}
-	if m.requests, err = registerShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.requests, err = relay.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "seance_hls_requests_total",
 		Help: "HLS files served, by kind (playlist, segment, part, init).",
 	}, []string{"channel", "kind"})); err != nil {
 		return nil, err
 	}
-	if m.bytes, err = registerShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.bytes, err = relay.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "seance_hls_sent_bytes_total",
 		Help: "Bytes of HLS playlists and media sent.",
 	}, []string{"channel"})); err != nil {
 		return nil, err
 	}
-	if m.refused, err = registerShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.refused, err = relay.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "seance_hls_refused_total",
 		Help: "HLS requests not served, by reason (bad_request, unknown_channel, not_live, not_found, timeout, busy, error).",
 	}, []string{"reason"})); err != nil {
 		return nil, err
 	}
-	if m.errors, err = registerShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.errors, err = relay.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "seance_hls_muxer_errors_total",
 		Help: "Frames the HLS muxer could not take, and muxers that could not start.",
 	}, []string{"channel"})); err != nil {
 		return nil, err
 	}
-	if m.muxers, err = registerShared(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if m.muxers, err = relay.RegisterShared(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "seance_hls_muxers",
 		Help: "Channels served over HLS now (one muxer each).",
 	})); err != nil {
 		return nil, err
 	}
-	if m.held, err = registerShared(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+	if m.held, err = relay.RegisterShared(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "seance_hls_held_requests",
 		Help: "HLS requests waiting now for what they ask (the first segment, a low-latency part).",
 	})); err != nil {
@@ -89,20 +81,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.refused.WithLabelValues(r)
 	}
 	return &m, nil
-}
-
-// registerShared registers c, or returns the identical collector already
-// registered under the same name.
-func registerShared[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("hls metrics: %w", err)
 }
