@@ -6,9 +6,11 @@ GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: test deps lint unit run build fuzz bench clip slates
+.PHONY: test deps lint unit e2e run build fuzz bench clip slates
 
-test: deps lint unit
+# make test is CI's command (.ci/run) and the README's: everything.
+# make unit is the inner loop: every package but the real-time end-to-end ones.
+test: deps lint unit e2e
 
 deps:
 	@scripts/install-test-deps.sh
@@ -27,6 +29,8 @@ lint:
 E2E_PKGS := ./ingest/meeting ./cmd/seance
 unit:
 	$(GO) test -race -count=1 -timeout 8m $$($(GO) list ./... | grep -v -e '/ingest/meeting$$' -e '/cmd/seance$$')
+
+e2e:
 	$(GO) test -race -count=1 -timeout 12m -p 1 $(E2E_PKGS)
 
 run:
