@@ -230,13 +230,14 @@ func TestCaptureBBBManual(t *testing.T) {
 // until it is in. Layout tiles: Jitsi's tile view, filmstrip kept. Alone
 // in the meeting for alone_after: the capture stops (the channel shows its
 // slate) and the bot waits in the meeting; someone joins: live again.
+// Removed with rejoin_after: it joins again on its own.
 func TestCaptureJitsiLobbyTilesAlone(t *testing.T) {
 	requireChromium(t)
 	e := newEnv(t)
 	e.meet.SetLobby(true)
 	e.meet.SetParticipants(3)
 	c := e.capture(t, configs.Meeting{Jitsi: configs.Jitsi{URL: configs.Secret(e.meet.JitsiURL(testRoom))},
-		Layout: configs.LayoutTiles, AloneAfter: configs.Duration(2 * time.Second)})
+		Layout: configs.LayoutTiles, AloneAfter: configs.Duration(2 * time.Second), RejoinAfter: configs.Duration(time.Second)})
 	runCapture(t, c)
 	require.Eventually(t, func() bool { return c.Status().Detail == DetailLobby }, 15*time.Second, 20*time.Millisecond,
 		"status %+v", c.Status())
@@ -270,6 +271,11 @@ func TestCaptureJitsiLobbyTilesAlone(t *testing.T) {
 	require.Zero(t, st.Restarts, "being alone is not a failure")
 	require.Eventually(t, func() bool { return stateOf(e.ch) == relay.StateLive }, 5*time.Second, 20*time.Millisecond)
 	require.EqualValues(t, 1, e.ch.Health().Reconnects, "back within the grace period: the same session")
+
+	e.meet.Kick()
+	waitState(t, c, StateRemoved, 15*time.Second)
+	st = waitState(t, c, StateCapturing, 20*time.Second)
+	require.Zero(t, st.Restarts)
 }
 
 // TestCaptureNotAMeeting: the address opens a page that is not the
