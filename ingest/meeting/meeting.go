@@ -451,6 +451,8 @@ func (c *Capture) setState(s State, reason, detail string) {
 	c.status.Detail = detail
 	if s != StateCapturing {
 		c.status.CaptureFPS = 0
+	} else {
+		c.status.ErrorKey = ""
 	}
 	c.mu.Unlock()
 	if s != StateCapturing {
