@@ -148,16 +148,16 @@ func (e *BBBJoinError) Error() string {
 
 // bbbErrorKey keeps a key the server sent printable and short.
 func bbbErrorKey(k string) string {
-	k = strings.TrimSpace(k)
-	if k == "" {
-		return "unknown"
-	}
-	return oneLine(strings.Map(func(r rune) rune {
+	k = strings.TrimSpace(strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return -1
 		}
 		return r
-	}, k), 60)
+	}, k))
+	if k == "" {
+		return "unknown"
+	}
+	return oneLine(k, 60)
 }
 
 // join calls the API's join and returns the URL the browser opens. Errors
@@ -192,19 +192,7 @@ func (b *bbbClient) join(ctx context.Context, displayName string) (string, error
 		if err != nil {
 			return "", fmt.Errorf("BigBlueButton's join answered HTTP %d without a valid Location", resp.StatusCode)
 		}
-		if raw := loc.Query().Get("errors"); raw != "" || loc.Query().Has("errors") {
-			var errs []struct {
-				Key string `json:"key"`
-			}
-			if json.Unmarshal([]byte(raw), &errs) != nil || len(errs) == 0 {
-				return "", &BBBJoinError{Key: "unknown"}
-			}
-			return "", &BBBJoinError{Key: bbbErrorKey(errs[0].Key)}
-		}
-		if loc.Scheme != "https" && loc.Scheme != "http" {
-			return "", errors.New("BigBlueButton's join redirected to an address that is not http(s)")
-		}
-		return loc.String(), nil
+		return joinRedirect(loc)
 	}
 	r, err := parseBBBResponse(body)
 	if err != nil {
@@ -222,6 +210,24 @@ func (b *bbbClient) join(ctx context.Context, displayName string) (string, error
 		return "", errors.New("BigBlueButton's join answered no client address (<url>)")
 	}
 	return u.String(), nil
+}
+
+// joinRedirect reads where the join redirected: the logout URL with
+// "errors=[{"key":…,"message":…}]" (respondWithRedirect), or the client.
+func joinRedirect(loc *url.URL) (string, error) {
+	if q := loc.Query(); q.Has("errors") {
+		var errs []struct {
+			Key string `json:"key"`
+		}
+		if json.Unmarshal([]byte(q.Get("errors")), &errs) != nil || len(errs) == 0 {
+			return "", &BBBJoinError{Key: "unknown"}
+		}
+		return "", &BBBJoinError{Key: bbbErrorKey(errs[0].Key)}
+	}
+	if (loc.Scheme != "https" && loc.Scheme != "http") || loc.Host == "" {
+		return "", errors.New("BigBlueButton's join redirected to an address that is not http(s)")
+	}
+	return loc.String(), nil
 }
 
 // bbbResponse is the XML answer of an API call.

@@ -2,6 +2,7 @@ package meeting
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -258,4 +259,29 @@ func TestBBBJoinAnswers(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzBBBJoinRedirect(f *testing.F) {
+	f.Add("https://bbb.example.fr/logout?errors=%5B%7B%22key%22%3A%22checksumError%22%2C%22message%22%3A%22x%22%7D%5D")
+	f.Add("https://bbb.example.fr/html5client/join?sessionToken=abc")
+	f.Add("https://bbb.example.fr/?errors=%5B%7B%22key%22%3A%22%5Cu0000%5Cn%22%7D%5D")
+	f.Add("javascript:alert(1)")
+	f.Fuzz(func(t *testing.T, raw string) {
+		loc, err := url.Parse(raw)
+		if err != nil {
+			return
+		}
+		got, err := joinRedirect(loc)
+		var je *BBBJoinError
+		switch {
+		case errors.As(err, &je):
+			require.NotEmpty(t, je.Key)
+			require.LessOrEqual(t, len(je.Key), 64)
+			require.False(t, strings.ContainsAny(je.Key, "\n\r\x00"))
+		case err == nil:
+			u, perr := url.Parse(got)
+			require.NoError(t, perr)
+			require.Contains(t, []string{"http", "https"}, u.Scheme)
+		}
+	})
 }
