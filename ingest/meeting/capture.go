@@ -81,7 +81,9 @@ func (c *Capture) attempt(ctx context.Context, dir, ext string, needOthers bool)
 	if err != nil {
 		return time.Time{}, err
 	}
-	c.setState(StateLaunching, "", "")
+	if !needOthers { // alone: the state stays alone while the browser restarts
+		c.setState(StateLaunching, "", "")
+	}
 	r, err := c.launch(ctx, path, dir, ext)
 	if err != nil {
 		return time.Time{}, err
@@ -278,7 +280,12 @@ func (r *run) attach(ctx context.Context, targetID string) (string, error) {
 // for someone else to be in the meeting.
 func (r *run) open(ctx context.Context, url string, needOthers bool) error {
 	c := r.c
-	c.setState(StateJoining, "", DetailPageLoading)
+	loading := func() {
+		if !needOthers {
+			c.setState(StateJoining, "", DetailPageLoading)
+		}
+	}
+	loading()
 	var nav struct {
 		ErrorText string `json:"errorText"`
 	}
@@ -355,7 +362,7 @@ func (r *run) open(ctx context.Context, url string, needOthers bool) error {
 		case where == "other":
 			c.setState(StateJoining, "", DetailOtherPage)
 		default:
-			c.setState(StateJoining, "", DetailPageLoading)
+			loading()
 		}
 	}
 }

@@ -266,6 +266,13 @@ func TestCaptureJitsiLobbyTilesAlone(t *testing.T) {
 	waitState(t, c, StateAlone, 15*time.Second)
 	require.Eventually(t, func() bool { return stateOf(e.ch) == relay.StateInterrupted }, 5*time.Second, 20*time.Millisecond,
 		"the capture stopped: the channel shows its slate")
+	// The bot is back in the meeting, alone, not capturing.
+	require.Eventually(t, func() bool {
+		rep = e.meet.Reports()
+		return len(rep) == 2 && rep[1].Joined
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, StateAlone, c.Status().State)
+	require.Equal(t, relay.StateInterrupted, stateOf(e.ch))
 	e.meet.SetParticipants(2)
 	st = waitState(t, c, StateCapturing, 20*time.Second)
 	require.Zero(t, st.Restarts, "being alone is not a failure")
@@ -279,41 +286,31 @@ func TestCaptureJitsiLobbyTilesAlone(t *testing.T) {
 }
 
 // TestCaptureNotAMeeting: the address opens a page that is not the
-// meeting (a login or logout page): the capture says so and never
+// meeting (a login or logout page), or the meeting asks for a login (a
+// secure domain, the JWT refused): the capture says so and never
 // broadcasts it.
 func TestCaptureNotAMeeting(t *testing.T) {
 	requireChromium(t)
-	e := newEnv(t)
-	c := e.capture(t, configs.Meeting{Jitsi: configs.Jitsi{URL: configs.Secret(e.meet.URL + "/logout")}})
-	runCapture(t, c)
-	require.Eventually(t, func() bool { return c.Status().Detail == DetailOtherPage }, 15*time.Second, 20*time.Millisecond,
-		"status %+v", c.Status())
-	// Longer than the 30 s after which seance used to broadcast a page whose
-	// join it could not confirm: the page is static, so this costs little.
-	require.Never(t, func() bool { return stateOf(e.ch) == relay.StateLive || c.Status().State != StateJoining },
-		32*time.Second, 100*time.Millisecond, "never on air")
-}
-
-// TestCaptureNoBrowser: without Chromium the capture says so, in words
-// that tell what to install, and keeps trying.
-func TestCaptureNoBrowser(t *testing.T) {
-	e := newEnv(t)
-	c := e.capture(t, configs.Meeting{Jitsi: configs.Jitsi{URL: configs.Secret(e.meet.JitsiURL(testRoom))}})
-	c.cfg.Browser = "/nonexistent/chromium"
-	runCapture(t, c)
-	st := waitState(t, c, StateRetrying, 5*time.Second)
-	require.Contains(t, st.LastError, "chromium is not installed: apt-get install chromium")
-	require.Contains(t, e.logs.String(), "apt-get install chromium")
-}
-
-// TestCaptureWrongBBBSecret: BigBlueButton refuses the checksum with both
-// algorithms: the capture says which key to check, without the secret.
-func TestCaptureWrongBBBSecret(t *testing.T) {
-	e := newEnv(t)
-	c := e.capture(t, configs.Meeting{BBB: configs.BBB{API: e.meet.BBBAPI(), Secret: "wrong-S3CR3T-bbb-91", MeetingID: "x"}})
-	runCapture(t, c)
-	st := waitState(t, c, StateRetrying, 5*time.Second)
-	require.Contains(t, st.LastError, "check ingest.meeting.bbb.secret")
-	require.Equal(t, 2, e.meet.BBBCalls("isMeetingRunning"), "SHA-256, then SHA-1")
-	requireNoSecret(t, e.logs.String()+st.LastError, "wrong-S3CR3T-bbb-91")
+	for _, tc := range []struct {
+		name, path, jwt string
+		want            string
+		never           time.Duration
+	}{
+		// Longer than the 30 s after which seance used to broadcast a page
+		// whose join it could not confirm: the page is static, so this
+		// costs little.
+		{name: "logout page", path: "/logout", want: DetailOtherPage, never: 32 * time.Second},
+		{name: "login required", path: "/" + testRoom, jwt: "expired.jwt.token", want: DetailLoginPage, never: 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.meet.RequireJWT(testJWT)
+			c := e.capture(t, configs.Meeting{Jitsi: configs.Jitsi{URL: configs.Secret(e.meet.URL + tc.path), JWT: configs.Secret(tc.jwt)}})
+			runCapture(t, c)
+			require.Eventually(t, func() bool { return c.Status().Detail == tc.want }, 15*time.Second, 20*time.Millisecond,
+				"status %+v", c.Status())
+			require.Never(t, func() bool { return stateOf(e.ch) == relay.StateLive || c.Status().State != StateJoining },
+				tc.never, 100*time.Millisecond, "never on air")
+		})
+	}
 }

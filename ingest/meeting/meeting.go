@@ -342,6 +342,7 @@ func (c *Capture) Run(ctx context.Context) error {
 			// Not a failure: the bot leaves and joins again at once, and
 			// waits in the meeting, not capturing, for someone to come.
 			needOthers, backoff = true, 0
+			c.setState(StateAlone, "", "")
 			c.log.Info().Dur("after", time.Duration(c.cfg.Meeting.AloneAfter)).
 				Msg("no one else in the meeting: the channel shows its slate until someone joins")
 			continue

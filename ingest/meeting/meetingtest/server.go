@@ -91,6 +91,7 @@ type Server struct {
 	bbb2       bool
 	config     map[string]any
 	sessions   map[string]bool
+	needJWT    string
 }
 
 // New starts a server. bbbSecret is the shared secret its BigBlueButton
@@ -193,6 +194,15 @@ func (s *Server) SetServerConfig(key string, value any) {
 	s.config[key] = value
 }
 
+// RequireJWT makes the Jitsi room a secure domain that admits only pages
+// holding jwt; the others get the authentication prompt
+// (features/base/conference authRequired) and never join.
+func (s *Server) RequireJWT(jwt string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.needJWT = jwt
+}
+
 // SetBBB2 makes the BigBlueButton client show 2.x's screens.
 func (s *Server) SetBBB2() {
 	s.mu.Lock()
@@ -292,6 +302,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	answer := map[string]any{
 		"kicked": s.kicked[rep.ID], "others": s.others, "lobby": s.lobby, "admitted": s.admitted,
 		"ended": s.ended, "invalidSession": rep.Platform == "bbb" && !s.sessions[rep.SessionToken],
+		"authRequired": rep.Platform == "jitsi" && s.needJWT != "" && rep.JWT != s.needJWT,
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
