@@ -295,7 +295,26 @@ type Meeting struct {
 	// Start is StartAuto (default: join when seance starts) or StartManual
 	// (join when IT staff start it from the dashboard or the API).
 	Start string `yaml:"start"`
+	// Layout is LayoutSpeaker (default: the active speaker large, as Jibri
+	// broadcasts) or LayoutTiles (everyone in tiles). Jitsi Meet only.
+	Layout string `yaml:"layout"`
+	// RejoinAfter is how long seance waits, once a moderator removed it
+	// from the meeting, before it joins again on its own. Default 0: never;
+	// IT staff start it again from the dashboard or the API.
+	RejoinAfter Duration `yaml:"rejoin_after"`
+	// AloneAfter is how long seance broadcasts a meeting where no one else
+	// is left before it shows the slate instead. Default 5 min.
+	AloneAfter Duration `yaml:"alone_after"`
 }
+
+// Meeting layouts (Meeting.Layout).
+const (
+	LayoutSpeaker = "speaker"
+	LayoutTiles   = "tiles"
+)
+
+// DefaultAloneAfter is Meeting.AloneAfter's default.
+const DefaultAloneAfter = Duration(5 * time.Minute)
 
 // Jitsi is a Jitsi Meet meeting.
 type Jitsi struct {
@@ -582,6 +601,12 @@ func (c *Config) fill() {
 			}
 			if m.Start == "" {
 				m.Start = StartAuto
+			}
+			if m.Layout == "" {
+				m.Layout = LayoutSpeaker
+			}
+			if m.AloneAfter == 0 {
+				m.AloneAfter = DefaultAloneAfter
 			}
 		}
 	}

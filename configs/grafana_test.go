@@ -218,10 +218,11 @@ func TestGrafanaRecordingState(t *testing.T) {
 func TestGrafanaMeetingState(t *testing.T) {
 	p := panelUsing(t, `seance_meeting_state\b`)
 	require.Equal(t, "state-timeline", p.Type)
-	states := []string{"idle", "waiting", "launching", "joining", "capturing", "retrying"}
+	states := []string{"idle", "waiting", "launching", "joining", "capturing", "retrying", "removed", "alone"}
 	texts := map[string]string{
 		"idle": "À l'arrêt", "waiting": "En attente de la réunion", "launching": "Démarrage du navigateur",
 		"joining": "Entrée dans la réunion", "capturing": "Capture en cours", "retrying": "Redémarrage",
+		"removed": "Retiré de la réunion", "alone": "Seul dans la réunion",
 	}
 	var cases []stateCase
 	for _, s := range states {

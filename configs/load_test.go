@@ -182,7 +182,8 @@ func TestExample(t *testing.T) {
 	prignac := cfg.Channels[2].Ingest.Meeting
 	require.Equal(t, configsJitsi(testEnv["PRIGNAC_JITSI_URL"], testEnv["PRIGNAC_JITSI_JWT"]), prignac.Jitsi)
 	require.Equal(t, PlatformJitsi, prignac.Platform())
-	require.Equal(t, Meeting{Jitsi: prignac.Jitsi, DisplayName: DefaultDisplayName, Size: Size720p, Start: StartAuto}, prignac)
+	require.Equal(t, Meeting{Jitsi: prignac.Jitsi, DisplayName: DefaultDisplayName, Size: Size720p, Start: StartAuto,
+		Layout: LayoutSpeaker, AloneAfter: DefaultAloneAfter}, prignac)
 	tauriac := cfg.Channels[3].Ingest.Meeting
 	require.Equal(t, PlatformBBB, tauriac.Platform())
 	require.Equal(t, "conseil-tauriac", tauriac.BBB.MeetingID)
@@ -243,16 +244,21 @@ channels:
         display_name: "Mairie de Bourg"
         size: 1920x1080
         start: manual
+        layout: tiles
+        rejoin_after: 10m
+        alone_after: 2m
 `), envFunc(testEnv))
 	require.NoError(t, err)
 	a, b := cfg.Channels[0].Ingest, cfg.Channels[1].Ingest
 	require.Equal(t, Meeting{
 		Jitsi:       Jitsi{URL: Secret(testEnv["JITSI_URL"]), JWT: Secret(testEnv["JITSI_JWT"])},
 		DisplayName: DefaultDisplayName, Size: Size720p, Start: StartAuto,
+		Layout: LayoutSpeaker, AloneAfter: DefaultAloneAfter,
 	}, a.Meeting)
 	require.Equal(t, Meeting{
 		BBB:         BBB{API: "https://bbb.example.fr/bigbluebutton/api", Secret: Secret(testEnv["BBB_SECRET"]), MeetingID: "conseil"},
 		DisplayName: "Mairie de Bourg", Size: Size1080p, Start: StartManual,
+		Layout: LayoutTiles, RejoinAfter: Duration(10 * time.Minute), AloneAfter: Duration(2 * time.Minute),
 	}, b.Meeting)
 	w, h := b.Meeting.Dimensions()
 	require.Equal(t, [2]int{1920, 1080}, [2]int{w, h})

@@ -433,6 +433,17 @@ func (v *validator) meeting(path string, m *Meeting) {
 	default:
 		v.add(path+".start", "%s is not valid: use auto or manual", v.show(path+".start", m.Start))
 	}
+	switch m.Layout {
+	case LayoutSpeaker, LayoutTiles:
+	default:
+		v.add(path+".layout", "%s is not valid: use speaker or tiles", v.show(path+".layout", m.Layout))
+	}
+	if m.RejoinAfter < 0 {
+		v.add(path+".rejoin_after", "must not be negative: 0 (never rejoin on its own) or a duration, e.g. \"10m\"")
+	}
+	if m.AloneAfter < 0 {
+		v.add(path+".alone_after", "must not be negative: a duration, e.g. \"5m\"")
+	}
 }
 
 // meetingURLProblem says what is wrong with a meeting or API address, in

@@ -420,6 +420,13 @@ channels:
 		want: "channels[0].ingest.meeting: set jitsi (url) or bbb (api, secret, meeting_id)",
 	},
 	{
+		name: "meeting layout, rejoin_after and alone_after",
+		yaml: "channels:\n  - name: a\n    ingest: {meeting: {jitsi: {url: \"${JITSI_URL}\"}, layout: grid, rejoin_after: -1m, alone_after: -5s}}\n",
+		want: "channels[0].ingest.meeting.layout: \"grid\" is not valid: use speaker or tiles\n" +
+			"channels[0].ingest.meeting.rejoin_after: must not be negative: 0 (never rejoin on its own) or a duration, e.g. \"10m\"\n" +
+			"channels[0].ingest.meeting.alone_after: must not be negative: a duration, e.g. \"5m\"",
+	},
+	{
 		name: "meeting and key",
 		yaml: "channels:\n  - name: a\n    ingest: {key: \"${BOURG_INGEST_KEY}\", meeting: {jitsi: {url: \"${JITSI_URL}\"}}}\n",
 		want: "channels[0].ingest: set exactly one of key, pull, demo or meeting",

@@ -133,6 +133,9 @@ func runCase(bin, size string, tiles int, tile []byte, warm, dur time.Duration, 
 	meet := meetingtest.New("unused-bbb-secret")
 	defer meet.Close()
 	meet.SetTileVideo(tile)
+	// Others in the room, so that a run longer than alone_after (5 min)
+	// keeps capturing.
+	meet.SetParticipants(max(tiles, 1))
 	dir, err := os.MkdirTemp("", "meetingbench-")
 	if err != nil {
 		return r, err

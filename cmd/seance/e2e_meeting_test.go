@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -68,19 +69,27 @@ func browserPIDs(t *testing.T) []int {
 	return out
 }
 
-// TestE2EMeetingJitsi: seance joins a stand-in Jitsi meeting (picture, and
-// a 440 Hz tone played through WebRTC and an <audio> element) in headless
-// Chromium. The channel is live within 5 s; a WHEP viewer gets H.264 and
+// TestE2EMeetingJitsi: seance joins a stand-in Jitsi meeting of 4 (picture,
+// and a 440 Hz tone played through WebRTC and an <audio> element) in
+// headless Chromium. The room has a lobby: the bot knocks, the API says a
+// moderator must admit it, and the channel is not live (the watch page says
+// not started, YouTube gets nothing) until it is in; then the channel is
+// live within 5 s, in the speaker layout; a WHEP viewer gets H.264 and
 // Opus with the tone; the YouTube stand-in gets H.264 + AAC with keyframes
 // at most 4 s apart. Chromium is killed mid-broadcast: seance restarts it,
 // the viewer stays connected and the destination keeps its one
-// connection. The bot sends nothing into the meeting, and the meeting's
-// URL and JWT appear in no log, metric or API answer.
+// connection. A moderator removes the bot: state removed, no rejoin, until
+// POST …/meeting/start; back within the grace period, the session and the
+// destination's connection continue. The bot sends nothing into the
+// meeting, and the meeting's URL and JWT appear in no log, metric or API
+// answer.
 func TestE2EMeetingJitsi(t *testing.T) {
 	requireTools(t)
 	requireChromium(t)
 	meet := meetingtest.New(meetingBBBSecret)
 	t.Cleanup(meet.Close)
+	meet.SetLobby(true)
+	meet.SetParticipants(3)
 	ng := startNginx(t)
 	started := time.Now()
 	s := startSeance(t, listeners+fmt.Sprintf(`
@@ -94,9 +103,37 @@ channels:
     destinations:
       - {name: youtube, url: %q, key: %q}
 `, meet.JitsiURL(meetingRoom), meetingJWT, ng.url(), meetingYTKey), "")
+	var ms meetingState
+	require.Eventually(t, func() bool {
+		ms = s.meeting("conseil")
+		return ms.Detail == "lobby"
+	}, 15*time.Second, 50*time.Millisecond, "the bot waits in the lobby: %+v", &ms)
+	require.Equal(t, "joining", ms.State)
+	require.Equal(t, "Diffusion publique", ms.DisplayName)
+	lobbyAt := time.Now()
+	t.Logf("in the lobby %s after seance started", lobbyAt.Sub(started).Round(time.Millisecond))
+	require.Never(t, func() bool {
+		ch, err := s.channel("conseil")
+		return err != nil || ch.Health.State == "live"
+	}, 3*time.Second, 100*time.Millisecond, "nothing goes on air from the lobby")
+	var pub struct {
+		Live  bool   `json:"live"`
+		State string `json:"state"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(s.publicGet("/api/public/channels/conseil")), &pub))
+	require.False(t, pub.Live, "the watch page says the session has not started")
+	require.Equal(t, "idle", pub.State)
+	require.Empty(t, ng.recordings(meetingYTKey), "no destination started")
+	reports := meet.Reports()
+	require.Len(t, reports, 1)
+	require.True(t, reports[0].Knocking, "the bot knocks")
+
+	admitted := time.Now()
+	meet.Admit()
 	s.waitChannel("conseil", "live", "", 5*time.Second)
-	live := time.Since(started)
-	t.Logf("channel live %s after seance started", live.Round(time.Millisecond))
+	live := time.Since(admitted)
+	t.Logf("channel live %s after the moderator admitted the bot (%s after seance started)", live.Round(time.Millisecond),
+		time.Since(started).Round(time.Millisecond))
 
 	v := startWHEPViewer(t, "http://"+s.app.public.Addr().String()+"/whep/conseil")
 	require.Eventually(t, func() bool { return len(v.packets(false)) >= 150 && len(v.packets(true)) > 60 },
@@ -148,12 +185,15 @@ channels:
 	require.Equal(t, 2.0, metric(t, metrics, `seance_ingest_publishers_total{channel="conseil",protocol="meeting"}`))
 
 	// What the meeting saw: a muted, camera-off viewer under its name.
-	reports := meet.Reports()
+	reports = meet.Reports()
 	require.Len(t, reports, 2, "two joins: before and after the crash")
 	for _, r := range reports {
 		require.True(t, r.Joined)
+		require.Equal(t, "speaker", r.Shown, "4 participants, layout speaker: no tile view")
+		require.Empty(t, r.Ignored)
 		require.Equal(t, "Diffusion publique", r.DisplayName)
 		require.Equal(t, meetingJWT, r.JWT)
+		require.Equal(t, "hash", r.JWTFrom)
 		require.Zero(t, r.GUMCalls)
 		require.Zero(t, r.SentAudioBytes+r.SentVideoBytes, "the bot never sends audio or video into the meeting")
 	}
@@ -195,6 +235,18 @@ channels:
 	require.Greater(t, rms, 0.01, "not silent")
 	require.InDelta(t, 440, freq, 5)
 
+	// A moderator removes the bot: it stays out until started again.
+	meet.Kick()
+	require.Eventually(t, func() bool { return s.meeting("conseil").State == "removed" }, 15*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return len(browserPIDs(t)) == 0 }, 10*time.Second, 50*time.Millisecond)
+	require.Never(t, func() bool { return s.meeting("conseil").State != "removed" }, 2*time.Second, 100*time.Millisecond,
+		"no rejoin until started again")
+	require.Equal(t, 202, s.post("/api/v1/channels/conseil/meeting/start"))
+	require.Eventually(t, func() bool {
+		ch, err := s.channel("conseil")
+		return err == nil && ch.Health.State == "live" && ch.Health.Reconnects == 2 && s.meeting("conseil").State == "capturing"
+	}, 15*time.Second, 50*time.Millisecond, "back within the grace period: the same session")
+
 	metrics = s.mustGet("/metrics")
 	api = s.mustGet("/api/v1/channels") + s.mustGet("/api/v1/channels/conseil")
 	s.stop()
@@ -203,7 +255,7 @@ channels:
 
 	// YouTube's stand-in: one connection, H.264 + AAC, keyframes ≤ 4 s.
 	files := ng.recordings(meetingYTKey)
-	require.Len(t, files, 1, "the destination kept its one connection through the restart")
+	require.Len(t, files, 1, "the destination kept its one connection through the restart and the removal")
 	codecs, w, h, dur := ffprobe(t, files[0])
 	require.Equal(t, []string{"aac", "h264"}, codecs)
 	require.Equal(t, [2]int{1280, 720}, [2]int{w, h})
@@ -257,12 +309,34 @@ channels:
 	require.Equal(t, "meeting_not_started", st.Meeting.Detail)
 	require.Equal(t, "1920x1080", st.Meeting.Size)
 
+	// The meeting starts, but its guest policy refuses viewers: BBB's
+	// redirect to the logout page is not broadcast; the API says why, in
+	// French, with BBB's key.
+	meet.SetGuestDeny(true)
 	meet.SetRunning(true)
+	var refused meetingState
+	require.Eventually(t, func() bool {
+		refused = s.meeting("tauriac")
+		return refused.ErrorKey == "guestDeniedAccess"
+	}, 15*time.Second, 50*time.Millisecond, "%+v", &refused)
+	require.Contains(t, refused.LastError, "BigBlueButton refuse l'entrée dans la réunion : la politique d'invités")
+	ch0, err := s.channel("tauriac")
+	require.NoError(t, err)
+	require.NotEqual(t, "live", ch0.Health.State)
+	meet.SetGuestDeny(false)
+	allowed := time.Now()
 	s.waitChannel("tauriac", "live", "", 15*time.Second)
+	t.Logf("BBB channel live %s after the guest policy let the bot in", time.Since(allowed).Round(time.Millisecond))
+	require.Eventually(t, func() bool {
+		m := s.meeting("tauriac")
+		return m.State == "capturing" && m.ErrorKey == ""
+	}, 5*time.Second, 50*time.Millisecond, "BBB's key goes once the capture runs")
 	joins := meet.Joins()
 	require.Len(t, joins, 1)
 	require.Equal(t, "VIEWER", joins[0].Get("role"))
-	require.Equal(t, "true", joins[0].Get("userdata-bbb_listen_only_mode"))
+	require.Equal(t, "false", joins[0].Get("redirect"), "seance calls join itself and reads the XML")
+	require.Equal(t, "true", joins[0].Get("userdata-bbb_force_listen_only"))
+	require.Equal(t, "true", joins[0].Get("userdata-bbb_hide_nav_bar"))
 	require.Equal(t, "true", joins[0].Get("userdata-bbb_skip_check_audio"))
 	var ch struct {
 		Health struct {
@@ -291,7 +365,37 @@ channels:
 	metrics := s.mustGet("/metrics")
 	api := s.mustGet("/api/v1/channels")
 	s.stop()
-	requireNoSecrets(t, []string{meetingBBBSecret}, map[string]string{"logs": s.logs.String(), "/metrics": metrics, "API": api})
+	secrets := append([]string{meetingBBBSecret, "checksum="}, meet.SessionTokens()...)
+	requireNoSecrets(t, secrets, map[string]string{"logs": s.logs.String(), "/metrics": metrics, "API": api})
+}
+
+// meetingState is a channel's meeting capture in the admin API.
+type meetingState struct {
+	State       string `json:"state"`
+	Detail      string `json:"detail"`
+	LastError   string `json:"last_error"`
+	ErrorKey    string `json:"error_key"`
+	DisplayName string `json:"display_name"`
+}
+
+func (s *seance) meeting(channel string) meetingState {
+	s.t.Helper()
+	var st struct {
+		Meeting meetingState `json:"meeting"`
+	}
+	require.NoError(s.t, json.Unmarshal([]byte(s.mustGet("/api/v1/channels/"+channel)), &st))
+	return st.Meeting
+}
+
+// publicGet fetches a page of the public server.
+func (s *seance) publicGet(path string) string {
+	s.t.Helper()
+	resp, err := s.http.Get("http://" + s.app.public.Addr().String() + path)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	return string(b)
 }
 
 // post calls an admin route with POST and the token, and returns the

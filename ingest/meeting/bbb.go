@@ -5,6 +5,7 @@ import (
 	"crypto/sha1" // BigBlueButton servers that accept only SHA-1
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -79,14 +80,18 @@ func (b *bbbClient) callURL(call string, params [][2]string) string {
 	return b.api + "/" + call + "?" + q + sep + "checksum=" + bbbChecksum(b.algo, call, q, b.secret)
 }
 
-// joinURL is the link a viewer follows to join: role VIEWER, listen-only
-// audio joined at once without the echo test, no webcam, a clean layout.
-func (b *bbbClient) joinURL(displayName string) string {
-	return b.callURL("join", [][2]string{
+// joinParams are the join call's parameters: role VIEWER, listen-only
+// audio joined at once without the echo test, no webcam, a clean layout,
+// and redirect=false, so that the API answers XML with the client's URL
+// instead of redirecting (ApiController.groovy, join: redirectClient).
+// bbb_listen_only_mode is ignored with the LiveKit audio bridge (BBB 3.x);
+// bbb_force_listen_only still applies.
+func (b *bbbClient) joinParams(displayName string) [][2]string {
+	return [][2]string{
 		{"fullName", displayName},
 		{"meetingID", b.meetingID},
 		{"role", "VIEWER"},
-		{"redirect", "true"},
+		{"redirect", "false"},
 		{"userdata-bbb_auto_join_audio", "true"},
 		{"userdata-bbb_listen_only_mode", "true"},
 		{"userdata-bbb_force_listen_only", "true"},
@@ -96,8 +101,133 @@ func (b *bbbClient) joinURL(displayName string) string {
 		{"userdata-bbb_skip_video_preview", "true"},
 		{"userdata-bbb_show_participants_on_login", "false"},
 		{"userdata-bbb_show_public_chat_on_login", "false"},
+		{"userdata-bbb_hide_nav_bar", "true"},
+		{"userdata-bbb_hide_actions_bar", "true"},
 		{"userdata-bbb_ask_for_feedback_on_logout", "false"},
-	})
+	}
+}
+
+// joinURL is the signed join call.
+func (b *bbbClient) joinURL(displayName string) string {
+	return b.callURL("join", b.joinParams(displayName))
+}
+
+// BBBJoinError is BigBlueButton refusing the join: Key is its messageKey
+// (checksumError, invalidMeetingIdentifier…), shown with its meaning in
+// French on the dashboard and the API.
+type BBBJoinError struct {
+	Key string
+}
+
+// bbbJoinReasons are the join's error keys in plain French. The keys are
+// ApiController.groovy's (join: invalid(…), respondWithErrors) and
+// ValidationService's.
+var bbbJoinReasons = map[string]string{
+	"checksumError":            "la somme de contrôle est refusée : vérifiez ingest.meeting.bbb.secret (bbb-conf --secret sur le serveur)",
+	"invalidMeetingIdentifier": "aucune réunion en cours ne porte cet identifiant : vérifiez ingest.meeting.bbb.meeting_id",
+	"notFound":                 "aucune réunion en cours ne porte cet identifiant : vérifiez ingest.meeting.bbb.meeting_id",
+	"meetingForciblyEnded":     "la réunion a été terminée par un modérateur : elle ne peut pas être rejointe avant d'être recréée",
+	"maxParticipantsReached":   "la réunion est complète : le nombre maximal de participants est atteint",
+	"guestDeniedAccess":        "la politique d'invités de la réunion refuse l'entrée de « Diffusion publique »",
+	"guestDeny":                "la politique d'invités de la réunion refuse l'entrée de « Diffusion publique »",
+	"mismatchCreateTimeParam":  "la réunion a été recréée entre-temps",
+	"missingParamMeetingID":    "requête incomplète : identifiant de réunion manquant",
+	"missingParamFullName":     "requête incomplète : nom manquant",
+	"missingParamChecksum":     "requête incomplète : somme de contrôle manquante",
+	"validationError":          "requête refusée par le serveur (paramètre non valide)",
+}
+
+// Error says, in French, why BigBlueButton refused, with its key.
+func (e *BBBJoinError) Error() string {
+	why, ok := bbbJoinReasons[e.Key]
+	if !ok {
+		why = "erreur inconnue"
+	}
+	return "BigBlueButton refuse l'entrée dans la réunion : " + why + " (" + e.Key + ")"
+}
+
+// bbbErrorKey keeps a key the server sent printable and short.
+func bbbErrorKey(k string) string {
+	k = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, k))
+	if k == "" {
+		return "unknown"
+	}
+	return oneLine(k, 60)
+}
+
+// join calls the API's join and returns the URL the browser opens. Errors
+// come back as a redirect to the logout URL with "errors=[{key,message}]"
+// even with redirect=false (ApiController.groovy: invalid(…,
+// REDIRECT_RESPONSE) and respondWithRedirect), or as XML with
+// returncode FAILED; success is XML with <url> (or, from a server that
+// ignores redirect=false, a redirect to the client). The URL carries the
+// session token: it is a secret, never printed.
+func (b *bbbClient) join(ctx context.Context, displayName string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.joinURL(displayName), nil)
+	if err != nil {
+		return "", errors.New("BigBlueButton API address is not valid")
+	}
+	hc := *b.http
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("BigBlueButton API unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("BigBlueButton API: %w", err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		loc, err := resp.Location()
+		if err != nil {
+			return "", fmt.Errorf("BigBlueButton's join answered HTTP %d without a valid Location", resp.StatusCode)
+		}
+		return joinRedirect(loc)
+	}
+	r, err := parseBBBResponse(body)
+	if err != nil {
+		return "", fmt.Errorf("BigBlueButton's join answered HTTP %d, %w", resp.StatusCode, err)
+	}
+	if !strings.EqualFold(r.ReturnCode, "SUCCESS") {
+		return "", &BBBJoinError{Key: bbbErrorKey(r.MessageKey)}
+	}
+	if r.MessageKey == "guestDeny" {
+		// BBB 2.4-2.5 answer SUCCESS with the logout URL for a denied guest.
+		return "", &BBBJoinError{Key: "guestDeny"}
+	}
+	u, err := url.Parse(strings.TrimSpace(r.URL))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", errors.New("BigBlueButton's join answered no client address (<url>)")
+	}
+	return u.String(), nil
+}
+
+// joinRedirect reads where the join redirected: the logout URL with
+// "errors=[{"key":…,"message":…}]" (respondWithRedirect), or the client.
+func joinRedirect(loc *url.URL) (string, error) {
+	if q := loc.Query(); q.Has("errors") {
+		var errs []struct {
+			Key string `json:"key"`
+		}
+		if json.Unmarshal([]byte(q.Get("errors")), &errs) != nil || len(errs) == 0 {
+			return "", &BBBJoinError{Key: "unknown"}
+		}
+		return "", &BBBJoinError{Key: bbbErrorKey(errs[0].Key)}
+	}
+	if (loc.Scheme != "https" && loc.Scheme != "http") || loc.Host == "" {
+		return "", errors.New("BigBlueButton's join redirected to an address that is not http(s)")
+	}
+	return loc.String(), nil
 }
 
 // bbbResponse is the XML answer of an API call.
@@ -106,6 +236,7 @@ type bbbResponse struct {
 	Running    string `xml:"running"`
 	MessageKey string `xml:"messageKey"`
 	Message    string `xml:"message"`
+	URL        string `xml:"url"`
 }
 
 // parseBBBResponse decodes an API answer; anything but a <response> with a
@@ -188,18 +319,24 @@ func oneLine(s string, n int) string {
 }
 
 // bbbProbe tells, in the meeting page, where the bot stands: "joined"
-// (the client's layout is up), "left" (BigBlueButton's "meeting ended"
-// screen, also shown to a removed user), "error:<message>" (the join link
-// answered an API error instead of redirecting), or "loading".
+// (the client's layout is up), "left" (the meeting-ended screen, also shown
+// to a removed user: data-test="meetingEndedModal" in BBB 3.x,
+// bigbluebutton-html5 meeting-ended/component.tsx, and
+// "meetingEndedModalTitle" in 2.x), "error:<message>" (3.x's error screen,
+// data-test="errorScreenMessage", or an API error as XML), "lobby" (the
+// guest wait page), or "loading".
 const bbbProbe = `(() => {
   try {
     const ct = document.contentType || '';
     if (ct.includes('xml')) {
-      const m = document.querySelector('message');
+      const m = document.querySelector('messageKey') || document.querySelector('message');
       return 'error:' + (m ? m.textContent : 'the join link answered an error');
     }
-    if (document.querySelector('[data-test="meetingEndedModalTitle"]')) return 'left';
+    if (document.querySelector('[data-test="meetingEndedModal"], [data-test="meetingEndedModalTitle"]')) return 'left';
+    const e = document.querySelector('[data-test="errorScreenMessage"]');
+    if (e) return 'error:' + (e.textContent || 'error screen');
     if (document.getElementById('layout') || document.querySelector('[data-test="leaveAudio"]')) return 'joined';
+    if (/guest-?wait/i.test(location.pathname)) return 'lobby';
     return 'loading';
   } catch (e) { return 'unknown'; }
 })()`

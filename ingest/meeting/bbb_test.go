@@ -2,7 +2,9 @@ package meeting
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -60,7 +62,8 @@ func TestBBBJoinURL(t *testing.T) {
 	require.Equal(t, sha256Hex("join"+q+secret), sum)
 	p := u.Query()
 	for k, v := range map[string]string{
-		"fullName": "Diffusion publique & Cie", "meetingID": "conseil bourg/2026", "role": "VIEWER", "redirect": "true",
+		"fullName": "Diffusion publique & Cie", "meetingID": "conseil bourg/2026", "role": "VIEWER", "redirect": "false",
+		"userdata-bbb_hide_nav_bar": "true", "userdata-bbb_hide_actions_bar": "true",
 		"userdata-bbb_auto_join_audio": "true", "userdata-bbb_listen_only_mode": "true",
 		"userdata-bbb_force_listen_only": "true", "userdata-bbb_skip_check_audio": "true",
 		"userdata-bbb_auto_share_webcam": "false", "userdata-bbb_skip_video_preview": "true",
@@ -151,3 +154,134 @@ func TestBBBRunning(t *testing.T) {
 
 func sha256Hex(s string) string { return bbbChecksum(checksumSHA256, "", s, "") }
 func sha1Hex(s string) string   { return bbbChecksum(checksumSHA1, "", s, "") }
+
+// TestBBBJoin calls join on the stand-in API, which answers as
+// ApiController.groovy does: the client's URL as XML with redirect=false,
+// errors as a redirect to the logout URL with errors=[…] whatever redirect
+// says. Each error is reported with its BBB key and in French, and never
+// with the join URL, its checksum or the session token.
+func TestBBBJoin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for _, tc := range []struct {
+		name    string
+		setup   func(*meetingtest.Server)
+		secret  string
+		full    bool // someone joined first
+		wantKey string
+		wantFR  string
+	}{
+		{name: "joined", setup: func(*meetingtest.Server) {}},
+		{name: "wrong secret", secret: "wrong-S3CR3T-x", wantKey: "checksumError", wantFR: "vérifiez ingest.meeting.bbb.secret"},
+		{name: "not running", setup: func(s *meetingtest.Server) { s.SetRunning(false) }, wantKey: "invalidMeetingIdentifier", wantFR: "vérifiez ingest.meeting.bbb.meeting_id"},
+		{name: "ended", setup: func(s *meetingtest.Server) { s.EndMeeting() }, wantKey: "meetingForciblyEnded", wantFR: "terminée par un modérateur"},
+		{name: "full", setup: func(s *meetingtest.Server) { s.SetMaxParticipants(1) }, full: true, wantKey: "maxParticipantsReached", wantFR: "la réunion est complète"},
+		{name: "guest denied", setup: func(s *meetingtest.Server) { s.SetGuestDeny(true) }, wantKey: "guestDeniedAccess", wantFR: "politique d'invités"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := meetingtest.New(testBBBKey)
+			t.Cleanup(srv.Close)
+			if tc.setup != nil {
+				tc.setup(srv)
+			}
+			secret := testBBBKey
+			if tc.secret != "" {
+				secret = tc.secret
+			}
+			c := newBBBClient(srv.BBBAPI(), secret, "conseil", hc)
+			if tc.full {
+				_, err := c.join(ctx, "Premier")
+				require.NoError(t, err)
+			}
+			got, err := c.join(ctx, "Diffusion publique")
+			if tc.wantKey == "" {
+				require.NoError(t, err)
+				require.Len(t, srv.Joins(), 1)
+				require.Equal(t, "false", srv.Joins()[0].Get("redirect"))
+				tokens := srv.SessionTokens()
+				require.Len(t, tokens, 1)
+				require.Equal(t, srv.URL+"/html5client/join?fullName=Diffusion+publique&listenOnly=true&sessionToken="+tokens[0], got)
+				return
+			}
+			var je *BBBJoinError
+			require.ErrorAs(t, err, &je)
+			require.Equal(t, tc.wantKey, je.Key)
+			require.Contains(t, err.Error(), tc.wantFR)
+			require.Contains(t, err.Error(), "("+tc.wantKey+")")
+			require.NotContains(t, err.Error(), "checksum=")
+			require.NotContains(t, err.Error(), secret)
+			if !tc.full {
+				require.Empty(t, srv.Joins())
+			}
+		})
+	}
+}
+
+// TestBBBJoinAnswers: the join's answers other than the stand-in's: XML
+// FAILED, 2.4's guestDeny as SUCCESS, a server that redirects to the client
+// despite redirect=false, garbage.
+func TestBBBJoinAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, location string
+		want, wantKey        string
+	}{
+		{name: "xml failed", body: "<response><returncode>FAILED</returncode><messageKey>maxParticipantsReached</messageKey><message>full</message></response>", wantKey: "maxParticipantsReached"},
+		{name: "guestDeny", body: "<response><returncode>SUCCESS</returncode><messageKey>guestDeny</messageKey><url>https://bbb.example.fr/logout</url></response>", wantKey: "guestDeny"},
+		{name: "guest wait", body: "<response><returncode>SUCCESS</returncode><messageKey>guestWait</messageKey><url>https://bbb.example.fr/html5client/guestWait?sessionToken=abc</url></response>", want: "https://bbb.example.fr/html5client/guestWait?sessionToken=abc"},
+		{name: "redirect to the client", location: "https://bbb.example.fr/html5client/join?sessionToken=abc", want: "https://bbb.example.fr/html5client/join?sessionToken=abc"},
+		{name: "redirect with unparsable errors", location: "https://bbb.example.fr/?errors=%5Bx", wantKey: "unknown"},
+		{name: "no url", body: "<response><returncode>SUCCESS</returncode></response>"},
+		{name: "html", body: "<html>502</html>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.location != "" {
+					http.Redirect(w, r, tc.location, http.StatusFound)
+					return
+				}
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			t.Cleanup(srv.Close)
+			c := newBBBClient(srv.URL+"/bigbluebutton/api", "s3cr3t-1234", "conseil", srv.Client())
+			got, err := c.join(t.Context(), "x")
+			switch {
+			case tc.want != "":
+				require.NoError(t, err)
+				require.Equal(t, tc.want, got)
+			case tc.wantKey != "":
+				var je *BBBJoinError
+				require.ErrorAs(t, err, &je)
+				require.Equal(t, tc.wantKey, je.Key)
+			default:
+				require.Error(t, err)
+				require.NotContains(t, err.Error(), "checksum")
+			}
+		})
+	}
+}
+
+func FuzzBBBJoinRedirect(f *testing.F) {
+	f.Add("https://bbb.example.fr/logout?errors=%5B%7B%22key%22%3A%22checksumError%22%2C%22message%22%3A%22x%22%7D%5D")
+	f.Add("https://bbb.example.fr/html5client/join?sessionToken=abc")
+	f.Add("https://bbb.example.fr/?errors=%5B%7B%22key%22%3A%22%5Cu0000%5Cn%22%7D%5D")
+	f.Add("javascript:alert(1)")
+	f.Fuzz(func(t *testing.T, raw string) {
+		loc, err := url.Parse(raw)
+		if err != nil {
+			return
+		}
+		got, err := joinRedirect(loc)
+		var je *BBBJoinError
+		switch {
+		case errors.As(err, &je):
+			require.NotEmpty(t, je.Key)
+			require.LessOrEqual(t, len(je.Key), 64)
+			require.False(t, strings.ContainsAny(je.Key, "\n\r\x00"))
+		case err == nil:
+			u, perr := url.Parse(got)
+			require.NoError(t, perr)
+			require.Contains(t, []string{"http", "https"}, u.Scheme)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -14,13 +15,20 @@ const (
 	// DetailMeetingNotStarted: BigBlueButton says the meeting is not
 	// running yet.
 	DetailMeetingNotStarted = "meeting_not_started"
-	// DetailLobby: Jitsi's lobby: a moderator must admit the bot.
+	// DetailLobby: the bot knocked at Jitsi's lobby or waits as a
+	// BigBlueButton guest: a moderator must admit it.
 	DetailLobby = "lobby"
+	// DetailLobbyNoKnock: Jitsi's lobby screen, without knocking (a server
+	// overriding lobby.autoKnock): no moderator is told.
+	DetailLobbyNoKnock = "lobby_no_knock"
+	// DetailLoginPage: the meeting asks for a login or a password (Jitsi's
+	// secure domain without a valid JWT).
+	DetailLoginPage = "login_page"
+	// DetailOtherPage: the page loaded is not the meeting (a login, error
+	// or logout page): nothing is captured.
+	DetailOtherPage = "other_page"
 	// DetailPageLoading: the meeting page is loading or connecting.
 	DetailPageLoading = "page_loading"
-	// DetailJoinUnconfirmed: seance could not tell whether the page joined
-	// the meeting and captures it as it is.
-	DetailJoinUnconfirmed = "join_unconfirmed"
 )
 
 // Capture quality: OpenH264 at these caps, 30 fps.
@@ -39,7 +47,7 @@ const (
 func (c *Capture) target(ctx context.Context) (string, error) {
 	m := c.cfg.Meeting
 	if m.Platform() == "jitsi" {
-		return jitsiURL(m.Jitsi.URL.Value(), m.Jitsi.JWT.Value(), m.DisplayName)
+		return jitsiURL(m.Jitsi.URL.Value(), m.Jitsi.JWT.Value(), m.DisplayName, m.Layout)
 	}
 	bbb := newBBBClient(m.BBB.API, m.BBB.Secret.Value(), m.BBB.MeetingID, c.cfg.HTTPClient)
 	for {
@@ -51,7 +59,7 @@ func (c *Capture) target(ctx context.Context) (string, error) {
 			return "", err
 		}
 		if running {
-			return bbb.joinURL(m.DisplayName), nil
+			return bbb.join(ctx, m.DisplayName)
 		}
 		c.setState(StateWaiting, "", DetailMeetingNotStarted)
 		if !waitContext(ctx, c.cfg.bbbPoll) {
@@ -62,8 +70,9 @@ func (c *Capture) target(ctx context.Context) (string, error) {
 
 // attempt runs one browser: it joins the meeting, starts the capture and
 // watches it until something fails or ctx is cancelled. capturing is when
-// the capture went live, zero if it never did.
-func (c *Capture) attempt(ctx context.Context, dir, ext string) (capturing time.Time, err error) {
+// the capture went live, zero if it never did. With needOthers, the
+// capture starts only once someone else is in the meeting.
+func (c *Capture) attempt(ctx context.Context, dir, ext string, needOthers bool) (capturing time.Time, err error) {
 	path, err := findBrowser(c.cfg.Browser)
 	if err != nil {
 		return time.Time{}, err
@@ -72,7 +81,9 @@ func (c *Capture) attempt(ctx context.Context, dir, ext string) (capturing time.
 	if err != nil {
 		return time.Time{}, err
 	}
-	c.setState(StateLaunching, "", "")
+	if !needOthers { // alone: the state stays alone while the browser restarts
+		c.setState(StateLaunching, "", "")
+	}
 	r, err := c.launch(ctx, path, dir, ext)
 	if err != nil {
 		return time.Time{}, err
@@ -96,13 +107,30 @@ func (c *Capture) attempt(ctx context.Context, dir, ext string) (capturing time.
 			c.log.Debug().Str("stderr", c.clean(tail(r.b.stderr.String(), 2000))).Msg("browser output")
 		}
 	}()
-	if err := r.open(ctx, url); err != nil {
-		return time.Time{}, err
+	if err := r.open(ctx, url, needOthers); err != nil {
+		return time.Time{}, c.thrownOut(ctx, r, err)
 	}
 	if err := r.startCapture(ctx); err != nil {
 		return time.Time{}, err
 	}
-	return r.watch(ctx)
+	capturing, err = r.watch(ctx)
+	return capturing, c.thrownOut(ctx, r, err)
+}
+
+// thrownOut tells, for BigBlueButton, a removal from the end of the
+// meeting: both show the same meeting-ended screen
+// (bigbluebutton-html5 meeting-ended/component.tsx), but a meeting that
+// still runs did not end.
+func (c *Capture) thrownOut(ctx context.Context, r *run, err error) error {
+	m := c.cfg.Meeting
+	if !errors.Is(err, ErrThrownOut) || !r.joined || m.Platform() != "bbb" || ctx.Err() != nil {
+		return err
+	}
+	bbb := newBBBClient(m.BBB.API, m.BBB.Secret.Value(), m.BBB.MeetingID, c.cfg.HTTPClient)
+	if running, rerr := bbb.running(ctx); rerr == nil && running {
+		return fmt.Errorf("%w (BigBlueButton's meeting still runs)", ErrRemoved)
+	}
+	return err
 }
 
 // run is one browser and the DevTools sessions seance holds in it.
@@ -246,11 +274,18 @@ func (r *run) attach(ctx context.Context, targetID string) (string, error) {
 	return res.SessionID, err
 }
 
-// open loads the meeting page and waits until the bot has joined (or the
-// page is not one seance can read, after joinTimeout).
-func (r *run) open(ctx context.Context, url string) error {
+// open loads the meeting page and waits, with no time limit, until the
+// bot has joined: nothing is captured before, so a lobby, a login page, an
+// error or logout page never goes on air. With needOthers it also waits
+// for someone else to be in the meeting.
+func (r *run) open(ctx context.Context, url string, needOthers bool) error {
 	c := r.c
-	c.setState(StateJoining, "", DetailPageLoading)
+	loading := func() {
+		if !needOthers {
+			c.setState(StateJoining, "", DetailPageLoading)
+		}
+	}
+	loading()
 	var nav struct {
 		ErrorText string `json:"errorText"`
 	}
@@ -266,7 +301,7 @@ func (r *run) open(ctx context.Context, url string) error {
 	if c.cfg.Meeting.Platform() == "bbb" {
 		probe = bbbProbe
 	}
-	start := time.Now()
+	answered := time.Now()
 	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -290,30 +325,63 @@ func (r *run) open(ctx context.Context, url string) error {
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		err := r.b.cdp.evaluate(pctx, r.page, probe, &where)
 		cancel()
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return ctx.Err()
-		case err != nil:
-			// Navigations destroy the context mid-call: ask again.
-		case where == "joined":
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Navigations destroy the context mid-call: ask again, but a
+			// page that never answers hangs.
+			if time.Since(answered) > c.cfg.hangAfter {
+				return fmt.Errorf("%w: the meeting page has not answered for %s", ErrHung, c.cfg.hangAfter)
+			}
+			continue
+		}
+		answered = time.Now()
+		if others, ok := joinedOthers(where); ok {
 			r.joined = true
+			if needOthers && others == 0 {
+				c.setState(StateAlone, "", "")
+				continue
+			}
 			c.setState(StateJoining, "", "")
 			return nil
+		}
+		switch {
+		case where == "removed":
+			return ErrRemoved
 		case where == "left":
 			return ErrThrownOut
 		case strings.HasPrefix(where, "error:"):
 			return fmt.Errorf("%w the join: %s", ErrBBBRefused, c.clean(oneLine(strings.TrimPrefix(where, "error:"), 200)))
 		case where == "lobby":
 			c.setState(StateJoining, "", DetailLobby)
-			continue // a moderator must admit the bot: no time limit
-		}
-		if time.Since(start) > c.cfg.joinTimeout {
-			c.log.Warn().Dur("after", c.cfg.joinTimeout).
-				Msg("could not confirm that the page joined the meeting: broadcasting the page as it is")
-			c.setState(StateJoining, "", DetailJoinUnconfirmed)
-			return nil
+		case where == "lobby_no_knock":
+			c.setState(StateJoining, "", DetailLobbyNoKnock)
+		case where == "login":
+			c.setState(StateJoining, "", DetailLoginPage)
+		case where == "other":
+			c.setState(StateJoining, "", DetailOtherPage)
+		default:
+			loading()
 		}
 	}
+}
+
+// joinedOthers reads a probe's "joined" or "joined:N" answer: N others in
+// the meeting, -1 when the page does not say.
+func joinedOthers(where string) (others int, ok bool) {
+	if where == "joined" {
+		return -1, true
+	}
+	n, found := strings.CutPrefix(where, "joined:")
+	if !found {
+		return 0, false
+	}
+	others, err := strconv.Atoi(n)
+	if err != nil {
+		return -1, true
+	}
+	return others, true
 }
 
 // captureConfig is what the extension's seanceStart takes.
@@ -397,7 +465,7 @@ func (r *run) watch(ctx context.Context) (capturing time.Time, err error) {
 	started := time.Now()
 	lastFrames, lastFramesAt := int64(-1), time.Now()
 	pageOK := time.Now()
-	var notJoinedSince, disconnectedSince time.Time
+	var notJoinedSince, disconnectedSince, aloneSince time.Time
 	prevTree, prevTreeAt := readTree(r.b.pid()), time.Now()
 	lastBytes, lastBytesAt := int64(0), time.Now()
 	n := 0
@@ -479,7 +547,7 @@ func (r *run) watch(ctx context.Context) (capturing time.Time, err error) {
 				Str("encoder", st.Encoder).Str("quality_limited_by", st.Limitation).Msg("capture stats")
 		}
 		if n%2 == 0 {
-			if err := r.checkPage(ctx, now, &pageOK, &notJoinedSince); err != nil {
+			if err := r.checkPage(ctx, now, &pageOK, &notJoinedSince, &aloneSince); err != nil {
 				return capturing, err
 			}
 			cur := readTree(r.b.pid())
@@ -497,8 +565,9 @@ func (r *run) watch(ctx context.Context) (capturing time.Time, err error) {
 }
 
 // checkPage asks the meeting page where the bot stands: a page that stops
-// answering hangs; one that left the meeting threw the bot out.
-func (r *run) checkPage(ctx context.Context, now time.Time, pageOK, notJoinedSince *time.Time) error {
+// answering hangs; one that left the meeting threw the bot out; one alone
+// in it for Meeting.AloneAfter ends the capture (errAlone).
+func (r *run) checkPage(ctx context.Context, now time.Time, pageOK, notJoinedSince, aloneSince *time.Time) error {
 	c := r.c
 	probe := jitsiProbe
 	if c.cfg.Meeting.Platform() == "bbb" {
@@ -515,13 +584,25 @@ func (r *run) checkPage(ctx context.Context, now time.Time, pageOK, notJoinedSin
 		return nil
 	}
 	*pageOK = now
-	switch {
-	case where == "joined":
+	if others, ok := joinedOthers(where); ok {
 		r.joined = true
 		*notJoinedSince = time.Time{}
 		if d := c.Status().Detail; d != "" {
 			c.setState(StateCapturing, "", "")
 		}
+		switch {
+		case others != 0:
+			*aloneSince = time.Time{}
+		case aloneSince.IsZero():
+			*aloneSince = now
+		case now.Sub(*aloneSince) >= time.Duration(c.cfg.Meeting.AloneAfter):
+			return errAlone
+		}
+		return nil
+	}
+	switch {
+	case where == "removed":
+		return ErrRemoved
 	case where == "left":
 		return ErrThrownOut
 	case r.joined:

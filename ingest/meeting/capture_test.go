@@ -24,6 +24,10 @@ func TestCaptureJitsi(t *testing.T) {
 	requireChromium(t)
 	e := newEnv(t)
 	meetingURL := e.meet.JitsiURL(testRoom)
+	// A council of 4: Jitsi would switch to tile view; the server's own
+	// config would join audio only.
+	e.meet.SetParticipants(3)
+	e.meet.SetServerConfig("startLowBandwidthMode", true)
 	c := e.capture(t, configs.Meeting{Jitsi: configs.Jitsi{URL: configs.Secret(meetingURL), JWT: testJWT}})
 	require.Equal(t, StateIdle, c.Status().State)
 	sub := e.ch.Subscribe("test", 256)
@@ -75,10 +79,17 @@ func TestCaptureJitsi(t *testing.T) {
 	r := rep[0]
 	require.Equal(t, "Diffusion publique", r.DisplayName)
 	require.Equal(t, testJWT, r.JWT)
+	require.Equal(t, "hash", r.JWTFrom, "the JWT is in the fragment, not the query")
+	require.Empty(t, r.Ignored, "every URL override is in Jitsi's whitelists")
 	require.Equal(t, false, r.Prejoin)
 	require.Equal(t, true, r.DeepLinking)
+	require.Equal(t, true, r.AutoKnock)
+	require.Equal(t, false, r.LowBandwidth, "the bot receives video")
 	require.Equal(t, []any{}, r.ToolbarButtons)
 	require.Equal(t, true, r.Filmstrip)
+	require.Equal(t, true, r.TileViewOff)
+	require.Equal(t, 4, r.Participants)
+	require.Equal(t, "speaker", r.Shown, "layout speaker: the active speaker large, as Jibri broadcasts")
 	require.Zero(t, r.GUMCalls, "the bot never opens its microphone or camera")
 	require.Zero(t, r.SentAudioBytes+r.SentVideoBytes, "the bot sends nothing into the meeting")
 	for _, ua := range e.meet.UserAgents() {
@@ -109,16 +120,24 @@ func TestCaptureJitsi(t *testing.T) {
 	require.Contains(t, st.LastError, "the browser stopped working")
 
 	t.Logf("%s: restarted after a hang", time.Since(start).Round(time.Millisecond))
-	// 3. A moderator throws the bot out: it joins again.
+	// 3. A moderator removes the bot: it stays out until started again.
 	e.meet.Kick()
-	require.Eventually(t, func() bool { return c.Status().Restarts == 3 }, 15*time.Second, 50*time.Millisecond)
+	st = waitState(t, c, StateRemoved, 15*time.Second)
+	require.EqualValues(t, 2, st.Restarts, "a removal is not a failure")
+	require.Contains(t, st.LastError, "removed from the meeting by a moderator")
+	require.Eventually(t, func() bool { return c.browserPID() == 0 }, 5*time.Second, 20*time.Millisecond, "the browser is gone")
+	require.Eventually(t, func() bool { return stateOf(e.ch) == relay.StateInterrupted }, 5*time.Second, 20*time.Millisecond,
+		"the publisher left: the channel shows its slate")
+	require.Never(t, func() bool { return c.Status().State != StateRemoved }, 2*time.Second, 50*time.Millisecond, "no rejoin on its own")
+	require.Equal(t, 1.0, testutil.ToFloat64(e.met.state.WithLabelValues("conseil", "removed")))
+	c.Start()
 	st = waitState(t, c, StateCapturing, 15*time.Second)
-	require.Contains(t, st.LastError, "no longer in the meeting")
-	require.Equal(t, 3.0, testutil.ToFloat64(e.met.restarts.WithLabelValues("conseil")))
+	require.EqualValues(t, 2, st.Restarts)
+	require.Equal(t, 2.0, testutil.ToFloat64(e.met.restarts.WithLabelValues("conseil")))
 	require.Equal(t, 1.0, testutil.ToFloat64(e.met.state.WithLabelValues("conseil", "capturing")))
 	require.Positive(t, testutil.ToFloat64(e.met.cpu.WithLabelValues("conseil")))
 
-	t.Logf("%s: joined again after being thrown out", time.Since(start).Round(time.Millisecond))
+	t.Logf("%s: joined again when started after the removal", time.Since(start).Round(time.Millisecond))
 	// Stop: the browser tree and the files are gone.
 	pid = c.browserPID()
 	pids := descendants(pid)
@@ -147,9 +166,8 @@ func TestCaptureBBBManual(t *testing.T) {
 		Start: configs.StartManual, DisplayName: "Mairie de Tauriac",
 	})
 	runCapture(t, c)
-	time.Sleep(300 * time.Millisecond)
+	require.Never(t, func() bool { return c.Status().State != StateIdle }, 300*time.Millisecond, 20*time.Millisecond, "start: manual waits")
 	st := c.Status()
-	require.Equal(t, StateIdle, st.State, "start: manual waits")
 	require.True(t, st.Manual)
 	require.False(t, st.Started)
 	require.Zero(t, e.meet.BBBCalls("isMeetingRunning"))
@@ -178,38 +196,121 @@ func TestCaptureBBBManual(t *testing.T) {
 	require.Zero(t, rep[0].GUMCalls, "listen only: no microphone")
 	require.Zero(t, rep[0].SentAudioBytes+rep[0].SentVideoBytes)
 
-	pids := descendants(c.browserPID())
+	require.Equal(t, "true", joins[0].Get("userdata-bbb_hide_nav_bar"))
+	require.Equal(t, "true", joins[0].Get("userdata-bbb_hide_actions_bar"))
+	require.Equal(t, "true", joins[0].Get("userdata-bbb_force_listen_only"))
+
+	// Removed by a moderator (BBB 3.x's meetingEndedModal while the
+	// meeting still runs): stays out until started again.
+	e.meet.Kick()
+	st = waitState(t, c, StateRemoved, 15*time.Second)
+	require.Contains(t, st.LastError, "removed from the meeting by a moderator")
+	// Joined again, into a 2.x client (meetingEndedModalTitle); the meeting
+	// ends: the capture waits for it to start again.
+	e.meet.SetBBB2()
+	c.Start()
+	waitState(t, c, StateCapturing, 20*time.Second)
+	e.meet.EndMeeting()
+	st = waitState(t, c, StateWaiting, 15*time.Second)
+	require.Contains(t, st.LastError, "no longer in the meeting")
+	require.Equal(t, DetailMeetingNotStarted, st.Detail)
+
 	c.Stop()
 	st = waitState(t, c, StateIdle, 10*time.Second)
 	require.False(t, st.Started)
-	require.Zero(t, st.Restarts, "a stop is not a failure")
-	for _, p := range pids {
-		require.Eventually(t, func() bool { return processGone(p.pid) }, 5*time.Second, 20*time.Millisecond)
-	}
+	require.EqualValues(t, 1, st.Restarts, "the end of the meeting, not the stop nor the removal")
+	require.Eventually(t, func() bool { return c.browserPID() == 0 }, 5*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return stateOf(e.ch) == relay.StateInterrupted }, 5*time.Second, 20*time.Millisecond)
-	requireNoSecret(t, e.logs.String(), testBBBKey)
+	secrets := append([]string{testBBBKey}, e.meet.SessionTokens()...)
+	requireNoSecret(t, e.logs.String()+st.LastError, secrets...)
 }
 
-// TestCaptureNoBrowser: without Chromium the capture says so, in words
-// that tell what to install, and keeps trying.
-func TestCaptureNoBrowser(t *testing.T) {
+// TestCaptureJitsiLobbyTilesAlone: the room has a lobby: the bot knocks,
+// the dashboard says a moderator must admit it, and nothing goes on air
+// until it is in. Layout tiles: Jitsi's tile view, filmstrip kept. Alone
+// in the meeting for alone_after: the capture stops (the channel shows its
+// slate) and the bot waits in the meeting; someone joins: live again.
+// Removed with rejoin_after: it joins again on its own.
+func TestCaptureJitsiLobbyTilesAlone(t *testing.T) {
+	requireChromium(t)
 	e := newEnv(t)
-	c := e.capture(t, configs.Meeting{Jitsi: configs.Jitsi{URL: configs.Secret(e.meet.JitsiURL(testRoom))}})
-	c.cfg.Browser = "/nonexistent/chromium"
+	e.meet.SetLobby(true)
+	e.meet.SetParticipants(3)
+	c := e.capture(t, configs.Meeting{Jitsi: configs.Jitsi{URL: configs.Secret(e.meet.JitsiURL(testRoom))},
+		Layout: configs.LayoutTiles, AloneAfter: configs.Duration(2 * time.Second), RejoinAfter: configs.Duration(time.Second)})
 	runCapture(t, c)
-	st := waitState(t, c, StateRetrying, 5*time.Second)
-	require.Contains(t, st.LastError, "chromium is not installed: apt-get install chromium")
-	require.Contains(t, e.logs.String(), "apt-get install chromium")
+	require.Eventually(t, func() bool { return c.Status().Detail == DetailLobby }, 15*time.Second, 20*time.Millisecond,
+		"status %+v", c.Status())
+	require.Equal(t, StateJoining, c.Status().State)
+	var rep []meetingtest.Report
+	require.Eventually(t, func() bool {
+		rep = e.meet.Reports()
+		return len(rep) == 1 && rep[0].Knocking
+	}, 5*time.Second, 50*time.Millisecond, "the bot knocks: %+v", rep)
+	require.Never(t, func() bool { return stateOf(e.ch) == relay.StateLive }, 2*time.Second, 50*time.Millisecond,
+		"nothing goes on air from the lobby")
+
+	e.meet.Admit()
+	st := waitState(t, c, StateCapturing, 15*time.Second)
+	require.Empty(t, st.Detail)
+	require.Eventually(t, func() bool { return stateOf(e.ch) == relay.StateLive }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		rep = e.meet.Reports()
+		return len(rep) == 1 && rep[0].Joined && rep[0].Shown != "none"
+	}, 5*time.Second, 50*time.Millisecond)
+	require.Equal(t, "tiles", rep[0].Shown, "layout tiles: everyone, in the filmstrip")
+	require.Equal(t, false, rep[0].Filmstrip)
+	require.Empty(t, rep[0].Ignored)
+
+	e.meet.SetParticipants(0)
+	waitState(t, c, StateAlone, 15*time.Second)
+	require.Eventually(t, func() bool { return stateOf(e.ch) == relay.StateInterrupted }, 5*time.Second, 20*time.Millisecond,
+		"the capture stopped: the channel shows its slate")
+	// The bot is back in the meeting, alone, not capturing.
+	require.Eventually(t, func() bool {
+		rep = e.meet.Reports()
+		return len(rep) == 2 && rep[1].Joined
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, StateAlone, c.Status().State)
+	require.Equal(t, relay.StateInterrupted, stateOf(e.ch))
+	e.meet.SetParticipants(2)
+	st = waitState(t, c, StateCapturing, 20*time.Second)
+	require.Zero(t, st.Restarts, "being alone is not a failure")
+	require.Eventually(t, func() bool { return stateOf(e.ch) == relay.StateLive }, 5*time.Second, 20*time.Millisecond)
+	require.EqualValues(t, 1, e.ch.Health().Reconnects, "back within the grace period: the same session")
+
+	e.meet.Kick()
+	waitState(t, c, StateRemoved, 15*time.Second)
+	st = waitState(t, c, StateCapturing, 20*time.Second)
+	require.Zero(t, st.Restarts)
 }
 
-// TestCaptureWrongBBBSecret: BigBlueButton refuses the checksum with both
-// algorithms: the capture says which key to check, without the secret.
-func TestCaptureWrongBBBSecret(t *testing.T) {
-	e := newEnv(t)
-	c := e.capture(t, configs.Meeting{BBB: configs.BBB{API: e.meet.BBBAPI(), Secret: "wrong-S3CR3T-bbb-91", MeetingID: "x"}})
-	runCapture(t, c)
-	st := waitState(t, c, StateRetrying, 5*time.Second)
-	require.Contains(t, st.LastError, "check ingest.meeting.bbb.secret")
-	require.Equal(t, 2, e.meet.BBBCalls("isMeetingRunning"), "SHA-256, then SHA-1")
-	requireNoSecret(t, e.logs.String()+st.LastError, "wrong-S3CR3T-bbb-91")
+// TestCaptureNotAMeeting: the address opens a page that is not the
+// meeting (a login or logout page), or the meeting asks for a login (a
+// secure domain, the JWT refused): the capture says so and never
+// broadcasts it.
+func TestCaptureNotAMeeting(t *testing.T) {
+	requireChromium(t)
+	for _, tc := range []struct {
+		name, path, jwt string
+		want            string
+		never           time.Duration
+	}{
+		// Longer than the 30 s after which seance used to broadcast a page
+		// whose join it could not confirm: the page is static, so this
+		// costs little.
+		{name: "logout page", path: "/logout", want: DetailOtherPage, never: 32 * time.Second},
+		{name: "login required", path: "/" + testRoom, jwt: "expired.jwt.token", want: DetailLoginPage, never: 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.meet.RequireJWT(testJWT)
+			c := e.capture(t, configs.Meeting{Jitsi: configs.Jitsi{URL: configs.Secret(e.meet.URL + tc.path), JWT: configs.Secret(tc.jwt)}})
+			runCapture(t, c)
+			require.Eventually(t, func() bool { return c.Status().Detail == tc.want }, 15*time.Second, 20*time.Millisecond,
+				"status %+v", c.Status())
+			require.Never(t, func() bool { return stateOf(e.ch) == relay.StateLive || c.Status().State != StateJoining },
+				tc.never, 100*time.Millisecond, "never on air")
+		})
+	}
 }

@@ -17,9 +17,16 @@ var (
 	// ErrThrownOut: the browser was in the meeting and is no longer (a
 	// moderator removed it, or the meeting ended).
 	ErrThrownOut = errors.New("no longer in the meeting: removed by a moderator, or the meeting ended")
+	// ErrRemoved: a moderator removed the bot from the meeting. The
+	// capture stays out (StateRemoved) until started again or
+	// ingest.meeting.rejoin_after.
+	ErrRemoved = errors.New("removed from the meeting by a moderator")
 	// ErrHung: the browser or the meeting page stopped working (no picture
 	// captured, or the page stopped answering, for 10 s).
 	ErrHung = errors.New("the browser stopped working")
 	// ErrBrowserExited: Chromium exited or crashed.
 	ErrBrowserExited = errors.New("the browser (chromium) exited")
 )
+
+// errAlone: no one else in the meeting for Meeting.AloneAfter.
+var errAlone = errors.New("alone in the meeting")

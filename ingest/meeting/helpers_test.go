@@ -131,7 +131,7 @@ func (e *env) capture(t *testing.T, m configs.Meeting) *Capture {
 		WHIPURL: e.whipURL, WHIPToken: e.whip.InternalToken("conseil"),
 		Disconnect: func() { e.whip.Disconnect("conseil") },
 		TempDir:    e.tmp,
-		hangAfter:  3 * time.Second, statsEvery: 500 * time.Millisecond, joinTimeout: 10 * time.Second, leftAfter: 2 * time.Second, bbbPoll: 300 * time.Millisecond,
+		hangAfter:  3 * time.Second, statsEvery: 500 * time.Millisecond, leftAfter: 2 * time.Second, bbbPoll: 300 * time.Millisecond,
 	}, e.log, e.met)
 	require.NoError(t, err)
 	return c

@@ -47,9 +47,15 @@ const (
 	// StateRetrying: the last attempt failed, or the browser crashed, hung
 	// or was thrown out; waiting before the next one. See LastError.
 	StateRetrying
+	// StateRemoved: a moderator removed the bot from the meeting; it stays
+	// out until IT staff start it again (Start) or Meeting.RejoinAfter.
+	StateRemoved
+	// StateAlone: no one else is in the meeting: the channel shows its
+	// slate, the bot waits in the meeting for someone to join.
+	StateAlone
 )
 
-var stateNames = [...]string{"idle", "waiting", "launching", "joining", "capturing", "retrying"}
+var stateNames = [...]string{"idle", "waiting", "launching", "joining", "capturing", "retrying", "removed", "alone"}
 
 // String returns the state's name.
 func (s State) String() string { return stateNames[s] }
@@ -95,11 +101,10 @@ type Config struct {
 	HTTPClient *http.Client
 
 	// Test knobs; zero means the default.
-	hangAfter   time.Duration // no picture or page answer for this long: 10 s
-	statsEvery  time.Duration // capture stats: 1 s
-	joinTimeout time.Duration // joined not confirmed after this long: capture anyway, 30 s
-	leftAfter   time.Duration // joined, then not for this long: thrown out, 6 s
-	bbbPoll     time.Duration // asking whether a meeting started: every 5 s
+	hangAfter  time.Duration // no picture or page answer for this long: 10 s
+	statsEvery time.Duration // capture stats: 1 s
+	leftAfter  time.Duration // joined, then not for this long: thrown out, 6 s
+	bbbPoll    time.Duration // asking whether a meeting started: every 5 s
 }
 
 // Status is what the dashboard shows about a capture.
@@ -116,6 +121,11 @@ type Status struct {
 	Started   bool   `json:"started"`
 	Restarts  uint64 `json:"restarts"`
 	LastError string `json:"last_error,omitempty"`
+	// ErrorKey is BigBlueButton's messageKey when it refused the join
+	// (checksumError, maxParticipantsReached…); LastError says it in French.
+	ErrorKey string `json:"error_key,omitempty"`
+	// DisplayName is the name the bot joins under, as the lobby shows it.
+	DisplayName string `json:"display_name"`
 	// Detail says, in plain words, what the capture waits for.
 	Detail string `json:"detail,omitempty"`
 	// Size is the captured picture, "1280x720" or "1920x1080".
@@ -168,9 +178,6 @@ func New(cfg Config, log zerolog.Logger, m *Metrics) (*Capture, error) {
 	if cfg.statsEvery == 0 {
 		cfg.statsEvery = time.Second
 	}
-	if cfg.joinTimeout == 0 {
-		cfg.joinTimeout = 30 * time.Second
-	}
 	if cfg.leftAfter == 0 {
 		cfg.leftAfter = 6 * time.Second
 	}
@@ -182,6 +189,9 @@ func New(cfg Config, log zerolog.Logger, m *Metrics) (*Capture, error) {
 	}
 	if cfg.TempDir == "" {
 		cfg.TempDir = os.TempDir()
+	}
+	if cfg.Meeting.AloneAfter == 0 {
+		cfg.Meeting.AloneAfter = configs.DefaultAloneAfter
 	}
 	server := mt.String()
 	if _, host, ok := strings.Cut(server, " on "); ok {
@@ -199,7 +209,7 @@ func New(cfg Config, log zerolog.Logger, m *Metrics) (*Capture, error) {
 		sandbox: os.Geteuid() != 0, // Chromium refuses its sandbox as root
 		status: Status{
 			Platform: mt.Platform(), Server: server, State: StateIdle, Since: time.Now(),
-			Manual: manual, Started: !manual, Size: mt.Size,
+			Manual: manual, Started: !manual, Size: mt.Size, DisplayName: mt.DisplayName,
 		},
 	}
 	c.met.state[StateIdle].Set(1)
@@ -244,7 +254,7 @@ func (c *Capture) Status() Status {
 }
 
 // Start asks for the capture to run (start: manual); it does nothing if it
-// already runs.
+// already runs, and joins again a meeting a moderator removed the bot from.
 func (c *Capture) Start() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -292,11 +302,13 @@ func (c *Capture) Run(ctx context.Context) error {
 		return err
 	}
 	backoff := time.Duration(0)
+	needOthers := false // alone in the meeting: wait there for someone before capturing
 	for {
 		c.mu.Lock()
 		wanted := c.wanted
 		c.mu.Unlock()
 		if !wanted {
+			needOthers = false
 			c.setState(StateIdle, "", "")
 			select {
 			case <-ctx.Done():
@@ -309,7 +321,7 @@ func (c *Capture) Run(ctx context.Context) error {
 		c.mu.Lock()
 		c.cancel = cancel
 		c.mu.Unlock()
-		capturing, err := c.attempt(actx, dir, ext)
+		capturing, err := c.attempt(actx, dir, ext, needOthers)
 		cancel()
 		c.mu.Lock()
 		c.cancel = nil
@@ -322,14 +334,39 @@ func (c *Capture) Run(ctx context.Context) error {
 		if !wanted {
 			continue // stopped from the API
 		}
+		if !capturing.IsZero() {
+			needOthers = false
+		}
+		switch {
+		case errors.Is(err, errAlone):
+			// Not a failure: the bot leaves and joins again at once, and
+			// waits in the meeting, not capturing, for someone to come.
+			needOthers, backoff = true, 0
+			c.setState(StateAlone, "", "")
+			c.log.Info().Dur("after", time.Duration(c.cfg.Meeting.AloneAfter)).
+				Msg("no one else in the meeting: the channel shows its slate until someone joins")
+			continue
+		case errors.Is(err, ErrRemoved):
+			needOthers, backoff = false, 0
+			if !c.waitRemoved(ctx, c.clean(err.Error())) {
+				c.setState(StateIdle, "", "")
+				return nil
+			}
+			continue
+		}
 		var wait time.Duration
 		if !capturing.IsZero() && time.Since(capturing) >= stableCapture {
 			backoff, wait = 0, restartAfterCapture
 		} else {
 			backoff, wait = nextBackoff(backoff)
 		}
+		var je *BBBJoinError
 		c.mu.Lock()
 		c.status.Restarts++
+		c.status.ErrorKey = ""
+		if errors.As(err, &je) {
+			c.status.ErrorKey = je.Key
+		}
 		c.mu.Unlock()
 		c.met.restarts.Inc()
 		reason := c.clean(err.Error())
@@ -349,6 +386,37 @@ func (c *Capture) Run(ctx context.Context) error {
 	}
 }
 
+// waitRemoved keeps the bot out of the meeting a moderator removed it from
+// until IT staff start it again (Start, or Stop then Start) or
+// Meeting.RejoinAfter passes (never when 0). It returns false when ctx
+// ends.
+func (c *Capture) waitRemoved(ctx context.Context, reason string) bool {
+	select { // a Start from before the removal does not count
+	case <-c.wake:
+	default:
+	}
+	after := time.Duration(c.cfg.Meeting.RejoinAfter)
+	ev := c.log.Warn().Str("reason", reason)
+	var rejoin <-chan time.Time
+	if after > 0 {
+		t := time.NewTimer(after)
+		defer t.Stop()
+		rejoin = t.C
+		ev = ev.Str("rejoin_in", after.String())
+	}
+	ev.Msg("removed from the meeting by a moderator: seance stays out until started again from the dashboard or the API")
+	c.setState(StateRemoved, reason, "")
+	select {
+	case <-ctx.Done():
+		return false
+	case <-c.wake:
+		c.log.Info().Msg("joining the meeting again after the removal")
+	case <-rejoin:
+		c.log.Info().Msg("joining the meeting again: ingest.meeting.rejoin_after passed")
+	}
+	return true
+}
+
 // nextBackoff doubles the step prev within [minBackoff, maxBackoff] and
 // returns it with the time to wait: the step ±20 %.
 func nextBackoff(prev time.Duration) (step, wait time.Duration) {
@@ -363,6 +431,8 @@ var stateMessage = [...]string{
 	StateJoining:   "joining the meeting",
 	StateCapturing: "capturing the meeting: its picture and sound feed the channel",
 	StateRetrying:  "meeting capture interrupted",
+	StateRemoved:   "removed from the meeting",
+	StateAlone:     "alone in the meeting: not capturing, the channel shows its slate",
 }
 
 // setState records a state change (and logs it); reason, when set, is the
@@ -382,12 +452,14 @@ func (c *Capture) setState(s State, reason, detail string) {
 	c.status.Detail = detail
 	if s != StateCapturing {
 		c.status.CaptureFPS = 0
+	} else {
+		c.status.ErrorKey = ""
 	}
 	c.mu.Unlock()
 	if s != StateCapturing {
 		c.met.fps.Set(0)
 	}
-	if s == StateRetrying || (prev == s && (!changedDetail || detail == "")) {
+	if s == StateRetrying || s == StateRemoved || (prev == s && (!changedDetail || detail == "")) {
 		return // Run logged the reason
 	}
 	ev := c.log.Info()

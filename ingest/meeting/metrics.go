@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return &Metrics{
 		state: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "seance_meeting_state",
-			Help: "1 for the meeting capture's current state (idle, waiting, launching, joining, capturing, retrying), 0 for the others.",
+			Help: "1 for the meeting capture's current state (idle, waiting, launching, joining, capturing, retrying, removed, alone), 0 for the others.",
 		}, []string{"channel", "state"}),
 		restarts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "seance_meeting_restarts_total",
@@ -66,7 +66,7 @@ func (m *Metrics) forChannel(channel string) *captureMetrics {
 		fps:        m.fps.WithLabelValues(channel),
 		pageErrors: m.pageErrors.WithLabelValues(channel),
 	}
-	for s := StateIdle; s <= StateRetrying; s++ {
+	for s := range State(len(stateNames)) {
 		cm.state[s] = m.state.WithLabelValues(channel, s.String())
 	}
 	return cm

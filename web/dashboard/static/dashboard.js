@@ -46,12 +46,21 @@
   const MEETING_STATE = {
     idle: 'À l\u2019arrêt', waiting: 'En attente de la réunion', launching: 'Démarrage du navigateur…',
     joining: 'Entrée dans la réunion…', capturing: 'Capture en cours', retrying: 'Redémarrage…',
+    removed: 'Retiré de la réunion', alone: 'Seul dans la réunion',
   };
+  // What the capture waits for; nothing is broadcast meanwhile. The lobby's
+  // name is the bot's (ingest.meeting.display_name).
   const MEETING_DETAIL = {
-    meeting_not_started: 'La réunion n\u2019a pas encore commencé : seance la rejoindra dès son ouverture.',
-    lobby: 'En salle d\u2019attente : un modérateur doit faire entrer « Diffusion publique ».',
-    page_loading: 'Chargement de la page de la réunion…',
-    join_unconfirmed: 'Entrée dans la réunion non confirmée : la page est diffusée telle quelle.',
+    meeting_not_started: () => 'La réunion n\u2019a pas encore commencé : seance la rejoindra dès son ouverture.',
+    lobby: (m) => `En salle d\u2019attente : un modérateur doit faire entrer « ${m.display_name || 'Diffusion publique'} ».`,
+    lobby_no_knock: (m) => `Bloqué en salle d\u2019attente sans frapper : un modérateur doit faire entrer « ${m.display_name || 'Diffusion publique'} » ou désactiver la salle d\u2019attente.`,
+    login_page: () => 'La réunion demande une connexion ou un mot de passe : vérifiez le jeton (ingest.meeting.jitsi.jwt). Rien n\u2019est diffusé.',
+    other_page: () => 'La page ouverte n\u2019est pas la réunion (page de connexion, d\u2019erreur ou de sortie) : rien n\u2019est diffusé.',
+    page_loading: () => 'Chargement de la page de la réunion… Rien n\u2019est diffusé avant l\u2019entrée dans la réunion.',
+  };
+  const MEETING_STATE_DETAIL = {
+    removed: () => 'Un modérateur a retiré seance de la réunion : il n\u2019y retourne pas tant qu\u2019on ne le relance pas (bouton « Rejoindre la réunion »).',
+    alone: () => 'Plus personne d\u2019autre dans la réunion : la chaîne affiche sa mire ; seance reprend la diffusion dès que quelqu\u2019un revient.',
   };
   const PLATFORM = { jitsi: 'Jitsi Meet', bbb: 'BigBlueButton' };
 
@@ -536,7 +545,8 @@
       const m = this.status.meeting;
       this.meetingSection.hidden = !m;
       if (!m) return;
-      const badgeState = m.state === 'capturing' ? 'live' : m.state === 'retrying' ? 'retrying' : m.state === 'idle' ? 'idle' : 'connecting';
+      const badgeState = m.state === 'capturing' ? 'live' : m.state === 'retrying' || m.state === 'removed' ? 'retrying' : m.state === 'idle' ? 'idle' : 'connecting';
+      const detail = (MEETING_STATE_DETAIL[m.state] || MEETING_DETAIL[m.detail] || (() => ''))(m);
       const figures = [];
       if (m.state === 'capturing') figures.push(`${num(m.capture_fps || 0, 0)} images/s capturées`);
       if (m.processes) {
@@ -547,11 +557,12 @@
       this.meetingBody.replaceChildren(
         el('p', { class: 'dest-name' }, el('span', { class: 'badge', 'data-state': badgeState, text: MEETING_STATE[m.state] || m.state })),
         el('p', { class: 'dest-url', text: `${PLATFORM[m.platform] || m.platform} sur ${m.server} · ${m.size.replace('x', '×')}${m.manual ? ' · démarrage manuel' : ''}` }),
-        el('p', { class: 'dest-figures', text: MEETING_DETAIL[m.detail] || '' }),
+        el('p', { class: 'dest-figures', 'data-meeting-detail': m.detail || m.state, text: detail }),
         el('p', { class: 'dest-figures', text: figures.join(' · ') }),
         el('p', { class: 'dest-error', text: m.last_error ? 'Dernier incident : ' + m.last_error : '' }),
         el('p', { class: 'dest-error', text: m.last_page_error ? 'Dernière erreur de la page : ' + m.last_page_error : '' }));
-      this.meetingStart.hidden = m.started;
+      // A removed bot is still wanted: starting it joins again.
+      this.meetingStart.hidden = m.started && m.state !== 'removed';
       this.meetingStop.hidden = !m.started;
     }
 
