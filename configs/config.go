@@ -266,8 +266,17 @@ func (in Ingest) redacted() plainIngest {
 
 // Meeting platforms (Meeting.Platform).
 const (
-	PlatformJitsi = "jitsi"
-	PlatformBBB   = "bbb"
+	PlatformJitsi   = "jitsi"
+	PlatformBBB     = "bbb"
+	PlatformLiveKit = "livekit"
+)
+
+// Meeting layouts (Meeting.Layout).
+const (
+	// LayoutSpeaker shows the active speaker large (a screen share wins).
+	LayoutSpeaker = "speaker"
+	// LayoutTiles shows every participant in a grid.
+	LayoutTiles = "tiles"
 )
 
 // Meeting sizes: the browser's viewport, which is the captured picture.
@@ -287,11 +296,16 @@ type Meeting struct {
 	Jitsi Jitsi `yaml:"jitsi"`
 	// BBB is a BigBlueButton meeting, joined through its API.
 	BBB BBB `yaml:"bbb"`
+	// LiveKit is a LiveKit room (self-hosted LiveKit, La Suite Meet),
+	// joined with a token seance mints, through seance's own layout page.
+	LiveKit LiveKit `yaml:"livekit"`
 	// DisplayName is the name other participants see. Default
 	// "Diffusion publique".
 	DisplayName string `yaml:"display_name"`
 	// Size is the captured picture, Size720p (default) or Size1080p.
 	Size string `yaml:"size"`
+	// Layout is LayoutSpeaker (default) or LayoutTiles.
+	Layout string `yaml:"layout"`
 	// Start is StartAuto (default: join when seance starts) or StartManual
 	// (join when IT staff start it from the dashboard or the API).
 	Start string `yaml:"start"`
@@ -320,6 +334,21 @@ type BBB struct {
 	MeetingID string `yaml:"meeting_id"`
 }
 
+// LiveKit is a room on a LiveKit server. seance joins it hidden, allowed
+// to subscribe only, with a token it signs with the API secret.
+type LiveKit struct {
+	// URL is the server's WebSocket address, e.g. "wss://livekit.example.fr"
+	// (what LiveKit clients are given; ws:// only on loopback).
+	URL string `yaml:"url"`
+	// APIKey and APISecret are an API key pair of the server (livekit.yaml
+	// "keys"); the secret signs seance's tokens.
+	APIKey    string `yaml:"api_key"`
+	APISecret Secret `yaml:"api_secret"`
+	// Room is the room's name. It is kept out of logs and the API: with a
+	// meeting app in front of the server it is the meeting's address.
+	Room Secret `yaml:"room"`
+}
+
 // IsSet reports whether any key of the meeting is set.
 func (m Meeting) IsSet() bool { return m != Meeting{} }
 
@@ -330,6 +359,8 @@ func (m Meeting) Platform() string {
 		return PlatformJitsi
 	case m.BBB != BBB{}:
 		return PlatformBBB
+	case m.LiveKit != LiveKit{}:
+		return PlatformLiveKit
 	}
 	return ""
 }
@@ -354,6 +385,8 @@ func (m Meeting) String() string {
 		return "Jitsi on " + hostOf(m.Jitsi.URL.Value())
 	case PlatformBBB:
 		return "BigBlueButton on " + hostOf(m.BBB.API) + ", meeting " + strconv.Quote(m.BBB.MeetingID)
+	case PlatformLiveKit:
+		return "LiveKit on " + hostOf(m.LiveKit.URL)
 	}
 	return "no platform"
 }
@@ -579,6 +612,9 @@ func (c *Config) fill() {
 			}
 			if m.Size == "" {
 				m.Size = Size720p
+			}
+			if m.Layout == "" {
+				m.Layout = LayoutSpeaker
 			}
 			if m.Start == "" {
 				m.Start = StartAuto

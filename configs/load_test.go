@@ -182,7 +182,7 @@ func TestExample(t *testing.T) {
 	prignac := cfg.Channels[2].Ingest.Meeting
 	require.Equal(t, configsJitsi(testEnv["PRIGNAC_JITSI_URL"], testEnv["PRIGNAC_JITSI_JWT"]), prignac.Jitsi)
 	require.Equal(t, PlatformJitsi, prignac.Platform())
-	require.Equal(t, Meeting{Jitsi: prignac.Jitsi, DisplayName: DefaultDisplayName, Size: Size720p, Start: StartAuto}, prignac)
+	require.Equal(t, Meeting{Jitsi: prignac.Jitsi, DisplayName: DefaultDisplayName, Size: Size720p, Layout: LayoutSpeaker, Start: StartAuto}, prignac)
 	tauriac := cfg.Channels[3].Ingest.Meeting
 	require.Equal(t, PlatformBBB, tauriac.Platform())
 	require.Equal(t, "conseil-tauriac", tauriac.BBB.MeetingID)
@@ -248,11 +248,11 @@ channels:
 	a, b := cfg.Channels[0].Ingest, cfg.Channels[1].Ingest
 	require.Equal(t, Meeting{
 		Jitsi:       Jitsi{URL: Secret(testEnv["JITSI_URL"]), JWT: Secret(testEnv["JITSI_JWT"])},
-		DisplayName: DefaultDisplayName, Size: Size720p, Start: StartAuto,
+		DisplayName: DefaultDisplayName, Size: Size720p, Layout: LayoutSpeaker, Start: StartAuto,
 	}, a.Meeting)
 	require.Equal(t, Meeting{
 		BBB:         BBB{API: "https://bbb.example.fr/bigbluebutton/api", Secret: Secret(testEnv["BBB_SECRET"]), MeetingID: "conseil"},
-		DisplayName: "Mairie de Bourg", Size: Size1080p, Start: StartManual,
+		DisplayName: "Mairie de Bourg", Size: Size1080p, Layout: LayoutSpeaker, Start: StartManual,
 	}, b.Meeting)
 	w, h := b.Meeting.Dimensions()
 	require.Equal(t, [2]int{1920, 1080}, [2]int{w, h})
