@@ -80,6 +80,10 @@ type Config struct {
 	WHIPURL string
 	// WHIPToken is the Bearer token of WHIPURL (whip.Server.InternalToken).
 	WHIPToken configs.Secret
+	// PageBase is the base URL of the internal loopback listener that
+	// serves PageHandler ("http://127.0.0.1:port"): the LiveKit layout
+	// page is opened from it. Needed for LiveKit rooms only.
+	PageBase string
 	// Disconnect ends the channel's session from the browser at once
 	// (whip.Server.Disconnect), so that the channel's grace period starts
 	// when the browser goes, not when ICE notices. Nil: nothing.
@@ -157,7 +161,7 @@ func New(cfg Config, log zerolog.Logger, m *Metrics) (*Capture, error) {
 	mt := cfg.Meeting
 	w, h := mt.Dimensions()
 	if mt.Platform() == "" || w == 0 {
-		return nil, errors.New("meeting: no valid jitsi or bbb meeting")
+		return nil, errors.New("meeting: no valid jitsi, bbb or livekit meeting")
 	}
 	if cfg.WHIPURL == "" || !cfg.WHIPToken.IsSet() {
 		return nil, errors.New("meeting: no WHIP endpoint to publish to")
@@ -210,7 +214,8 @@ func New(cfg Config, log zerolog.Logger, m *Metrics) (*Capture, error) {
 // or the API (errors, the page's console, Chromium's output).
 func secretScrubber(m configs.Meeting, token string) *strings.Replacer {
 	var pairs []string
-	for _, s := range []string{m.Jitsi.URL.Value(), m.Jitsi.JWT.Value(), m.BBB.Secret.Value(), token} {
+	for _, s := range []string{m.Jitsi.URL.Value(), m.Jitsi.JWT.Value(), m.BBB.Secret.Value(), token,
+		m.LiveKit.APISecret.Value(), m.LiveKit.Room.Value()} {
 		if len(s) >= 4 {
 			pairs = append(pairs, s, "[redacted]")
 		}
@@ -231,9 +236,15 @@ func secretScrubber(m configs.Meeting, token string) *strings.Replacer {
 // checksum, Jitsi's JWT.
 var credentialRE = regexp.MustCompile(`(?i)((?:sessionToken|checksum|jwt)=)[^&\s"'#]+`)
 
+// jwtRE matches a JSON Web Token (RFC 7519: three base64url parts), such
+// as the LiveKit tokens seance mints for every join, which a page may
+// print in its errors.
+var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*`)
+
 // clean hides the meeting's secrets in text bound for the log or the API.
 func (c *Capture) clean(s string) string {
-	return credentialRE.ReplaceAllString(c.scrub.Replace(s), "${1}[redacted]")
+	s = credentialRE.ReplaceAllString(c.scrub.Replace(s), "${1}[redacted]")
+	return jwtRE.ReplaceAllString(s, "[redacted]")
 }
 
 // Status returns a snapshot of the capture's state.
