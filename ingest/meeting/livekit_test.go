@@ -203,7 +203,7 @@ func TestCaptureLiveKit(t *testing.T) {
 
 	var bot *meetingtest.ServerParticipant
 	require.Eventually(t, func() bool {
-		ps, err := lk.Participants(t, testLiveKitRoom)
+		ps, err := lk.Participants(testLiveKitRoom)
 		if err != nil {
 			t.Logf("ListParticipants: %v", err)
 			return false

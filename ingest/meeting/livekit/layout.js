@@ -98,8 +98,12 @@
     }
     let shown = entries;
     if (!tilesLayout && entries.length > 0) {
+      // The main picture stays on whoever has it while they still speak
+      // (no flapping between two voices), then goes to the loudest.
       const speaking = room.activeSpeakers.filter((s) => s !== room.localParticipant);
-      if (speaking.length > 0) lastSpeaker = speaking[0].identity;
+      if (speaking.length > 0 && !speaking.some((s) => s.identity === lastSpeaker)) {
+        lastSpeaker = speaking[0].identity;
+      }
       const pick = entries.find((e) => e.share) ||
         entries.find((e) => e.p.identity === lastSpeaker && e.track) ||
         entries.find((e) => e.p.identity === lastSpeaker) ||

@@ -61,70 +61,96 @@ func repoRoot() string {
 func LiveKitServerBinary(t testing.TB) string {
 	t.Helper()
 	start := time.Now()
+	bin, err := BuildLiveKitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Logf("livekit-server built in %s", took.Round(time.Second))
+	}
+	return bin
+}
+
+// BuildLiveKitServer runs scripts/build-livekit-server.sh and returns the
+// binary's path.
+func BuildLiveKitServer() (string, error) {
 	cmd := exec.Command("bash", filepath.Join(repoRoot(), "scripts", "build-livekit-server.sh"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("building livekit-server (scripts/build-livekit-server.sh): %v\n%s", err, stderr.String())
+		return "", fmt.Errorf("building livekit-server (scripts/build-livekit-server.sh): %w\n%s", err, stderr.String())
 	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Logf("livekit-server built in %s", took.Round(time.Second))
-	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(string(out)), nil
 }
 
 // freePort returns a loopback port of network ("tcp" or "udp") that was
 // free a moment ago: livekit-server takes no port 0.
-func freePort(t testing.TB, network string) int {
-	t.Helper()
+func freePort(network string) (int, error) {
 	if network == "udp" {
 		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
+		return c.LocalAddr().(*net.UDPAddr).Port, nil
 	}
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // StartLiveKit runs livekit-server --dev on loopback until the test ends.
 func StartLiveKit(t testing.TB) *LiveKit {
 	t.Helper()
 	bin := LiveKitServerBinary(t)
-	port, tcp, udp := freePort(t, "tcp"), freePort(t, "tcp"), freePort(t, "udp")
+	lk, err := RunLiveKit(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		lk.Close()
+		if t.Failed() {
+			t.Logf("livekit-server output:\n%s", tailOf(lk.log.String(), 4000))
+		}
+	})
+	return lk
+}
+
+// RunLiveKit starts the livekit-server binary in development mode on
+// loopback ports it picks, with its files in dir, and waits until it
+// answers. Close stops it.
+func RunLiveKit(bin, dir string) (*LiveKit, error) {
+	var ports [3]int
+	for i, network := range []string{"tcp", "tcp", "udp"} {
+		p, err := freePort(network)
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	port, tcp, udp := ports[0], ports[1], ports[2]
 	conf := fmt.Sprintf("port: %d\nrtc:\n  tcp_port: %d\n  udp_port: %d\n  use_external_ip: false\n"+
 		"  enable_loopback_candidate: true\nlogging:\n  level: info\n", port, tcp, udp)
 	lk := &LiveKit{
 		URL: "ws://127.0.0.1:" + strconv.Itoa(port), APIKey: LiveKitAPIKey, APISecret: LiveKitAPISecret,
 		http: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{}), log: &lockedBuffer{},
-		tempDir: t.TempDir(),
+		tempDir: dir,
 	}
 	lk.cmd = exec.Command(bin, "--dev", "--bind", "127.0.0.1", "--node-ip", "127.0.0.1", "--config-body", conf,
 		"--keys", lk.APIKey+": "+lk.APISecret)
 	lk.cmd.Stdout, lk.cmd.Stderr = lk.log, lk.log
 	lk.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := lk.cmd.Start(); err != nil {
-		t.Fatalf("livekit-server: %v", err)
+		return nil, fmt.Errorf("livekit-server: %w", err)
 	}
 	go func() {
 		_ = lk.cmd.Wait()
 		close(lk.exited)
 	}()
-	t.Cleanup(func() {
-		// It would wait for its participants' timeouts: it keeps nothing.
-		_ = lk.cmd.Process.Kill()
-		<-lk.exited
-		if t.Failed() {
-			t.Logf("livekit-server output:\n%s", tailOf(lk.log.String(), 4000))
-		}
-	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(lk.http + "/")
@@ -136,28 +162,38 @@ func StartLiveKit(t testing.TB) *LiveKit {
 		}
 		select {
 		case <-lk.exited:
-			t.Fatalf("livekit-server exited at start:\n%s", tailOf(lk.log.String(), 4000))
+			return nil, fmt.Errorf("livekit-server exited at start:\n%s", tailOf(lk.log.String(), 4000))
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("livekit-server did not answer within 30 s:\n%s", tailOf(lk.log.String(), 4000))
+			lk.Close()
+			return nil, fmt.Errorf("livekit-server did not answer within 30 s:\n%s", tailOf(lk.log.String(), 4000))
 		}
 	}
 	lk.pages = httptest.NewServer(participantPages())
-	t.Cleanup(lk.pages.Close)
 	lk.tone = filepath.Join(lk.tempDir, "tone-440.wav")
 	if err := os.WriteFile(lk.tone, toneWAV(440, 48000, 5*time.Second), 0o600); err != nil {
-		t.Fatal(err)
+		lk.Close()
+		return nil, err
 	}
-	return lk
+	return lk, nil
+}
+
+// Close stops the server (killed: it would wait for its participants'
+// timeouts, and keeps nothing) and the participants' page server.
+func (lk *LiveKit) Close() {
+	if lk.pages != nil {
+		lk.pages.Close()
+	}
+	_ = lk.cmd.Process.Kill()
+	<-lk.exited
 }
 
 // Log returns the server's output so far.
 func (lk *LiveKit) Log() string { return lk.log.String() }
 
-// Token mints a token for the room with the development key pair.
-func (lk *LiveKit) Token(t testing.TB, identity, name string, grant map[string]any) string {
-	t.Helper()
+// Token mints a token with the server's key pair.
+func (lk *LiveKit) Token(identity, name string, grant map[string]any) string {
 	return liveKitJWT(lk.APIKey, lk.APISecret, identity, name, grant)
 }
 
@@ -189,8 +225,7 @@ type ServerParticipant struct {
 
 // Participants asks the server (RoomService.ListParticipants, Twirp JSON)
 // who is in the room.
-func (lk *LiveKit) Participants(t testing.TB, room string) ([]ServerParticipant, error) {
-	t.Helper()
+func (lk *LiveKit) Participants(room string) ([]ServerParticipant, error) {
 	token := liveKitJWT(lk.APIKey, lk.APISecret, "seance-test-admin", "", map[string]any{"room": room, "roomAdmin": true})
 	body, _ := json.Marshal(map[string]string{"room": room})
 	req, err := http.NewRequest(http.MethodPost, lk.http+"/twirp/livekit.RoomService/ListParticipants", bytes.NewReader(body))
@@ -242,14 +277,25 @@ type Participant struct {
 // It leaves when Leave is called or the test ends.
 func (lk *LiveKit) Join(t testing.TB, room, identity, name string, width, height int) *Participant {
 	t.Helper()
-	token := lk.Token(t, identity, name, map[string]any{
+	p, err := lk.Publish(room, identity, name, width, height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Leave)
+	return p
+}
+
+// Publish starts a participant publishing width x height video (15 fps)
+// and the tone into room, until Leave.
+func (lk *LiveKit) Publish(room, identity, name string, width, height int) (*Participant, error) {
+	token := lk.Token(identity, name, map[string]any{
 		"room": room, "roomJoin": true, "canPublish": true, "canSubscribe": false, "canPublishData": false,
 	})
 	cfg, _ := json.Marshal(map[string]any{"url": lk.URL, "token": token, "width": width, "height": height})
 	pageURL := lk.pages.URL + "/publish.html#" + base64.RawURLEncoding.EncodeToString(cfg)
 	profile, err := os.MkdirTemp(lk.tempDir, "participant-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	args := []string{
 		"--headless=new", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -268,15 +314,17 @@ func (lk *LiveKit) Join(t testing.TB, room, identity, name string, width, height
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("participant chromium: %v", err)
+		return nil, fmt.Errorf("participant chromium: %w", err)
 	}
 	go func() {
 		_ = p.cmd.Wait()
 		close(p.exited)
 	}()
-	t.Cleanup(p.Leave)
-	return p
+	return p, nil
 }
+
+// PID is the participant's browser's main process.
+func (p *Participant) PID() int { return p.cmd.Process.Pid }
 
 // Leave kills the participant's browser (its whole process group) and
 // waits for it.
