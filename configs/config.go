@@ -344,8 +344,9 @@ type LiveKit struct {
 	// "keys"); the secret signs seance's tokens.
 	APIKey    string `yaml:"api_key"`
 	APISecret Secret `yaml:"api_secret"`
-	// Room is the room's name. It is kept out of logs and the API: with a
-	// meeting app in front of the server it is the meeting's address.
+	// Room is the room's name (La Suite Meet: the room's id, a UUID). It
+	// is kept out of logs and the API: with a meeting app in front of the
+	// server, whoever has it and a key pair can join.
 	Room Secret `yaml:"room"`
 }
 

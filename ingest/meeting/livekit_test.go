@@ -229,3 +229,30 @@ func TestCaptureLiveKit(t *testing.T) {
 	requireNoSecret(t, text, lk.APISecret, testLiveKitRoom)
 	require.NotRegexp(t, `eyJ[A-Za-z0-9_-]+\.eyJ`, text, "no token")
 }
+
+// TestCaptureLiveKitRefused: with a secret that is not the server's, the
+// capture says the server refused it, never goes live, and prints neither
+// secret.
+func TestCaptureLiveKitRefused(t *testing.T) {
+	requireChromium(t)
+	lk := meetingtest.StartLiveKit(t)
+	e := newEnv(t)
+	pages := httptest.NewServer(PageHandler())
+	t.Cleanup(pages.Close)
+	const wrong = "wrong-S3CR3T-secret-0123456789abcdefghij"
+	c := e.capture(t, configs.Meeting{
+		LiveKit: configs.LiveKit{URL: lk.URL, APIKey: lk.APIKey, APISecret: wrong, Room: testLiveKitRoom},
+		Layout:  configs.LayoutTiles,
+	})
+	c.cfg.PageBase = pages.URL
+	runCapture(t, c)
+	var st Status
+	require.Eventually(t, func() bool {
+		st = c.Status()
+		return st.State == StateRetrying && st.LastError != ""
+	}, 30*time.Second, 20*time.Millisecond)
+	t.Logf("last error: %s", st.LastError)
+	require.True(t, strings.HasPrefix(st.LastError, ErrLiveKitRefused.Error()), st.LastError)
+	require.NotEqual(t, relay.StateLive, stateOf(e.ch))
+	requireNoSecret(t, e.logs.String()+st.LastError, wrong, lk.APISecret, testLiveKitRoom, "eyJ")
+}

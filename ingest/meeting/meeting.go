@@ -236,10 +236,10 @@ func secretScrubber(m configs.Meeting, token string) *strings.Replacer {
 // checksum, Jitsi's JWT.
 var credentialRE = regexp.MustCompile(`(?i)((?:sessionToken|checksum|jwt)=)[^&\s"'#]+`)
 
-// jwtRE matches a JSON Web Token (RFC 7519: three base64url parts), such
-// as the LiveKit tokens seance mints for every join, which a page may
-// print in its errors.
-var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*`)
+// jwtRE matches a JSON Web Token (RFC 7519: base64url parts, the first
+// a JSON object, so "eyJ"), such as the LiveKit tokens seance mints for
+// every join, which a page may print in its errors; also one cut short.
+var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}`)
 
 // clean hides the meeting's secrets in text bound for the log or the API.
 func (c *Capture) clean(s string) string {

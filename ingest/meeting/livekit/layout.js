@@ -173,6 +173,8 @@
       layout();
     })
     .catch((e) => {
-      state.where = 'refused:' + (e && e.message ? e.message : String(e));
+      // livekit-client quotes the token in some errors: never report it.
+      const why = (e && e.message ? e.message : String(e)).replace(/eyJ[\w-]*(\.[\w-]*)*/g, '[redacted]');
+      state.where = 'refused:' + why;
     });
 })();
