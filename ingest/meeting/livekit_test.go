@@ -256,3 +256,94 @@ func TestCaptureLiveKitRefused(t *testing.T) {
 	require.NotEqual(t, relay.StateLive, stateOf(e.ch))
 	requireNoSecret(t, e.logs.String()+st.LastError, wrong, lk.APISecret, testLiveKitRoom, "eyJ")
 }
+
+// pageLayout is what the layout page shows.
+type pageLayout struct {
+	Participants int    `json:"participants"`
+	Main         string `json:"main"`
+	Tiles        int    `json:"tiles"`
+	Playing      int    `json:"playing"` // tiles whose video has decoded a picture
+	Audio        int    `json:"audio"`
+}
+
+const pageLayoutJS = `JSON.stringify({
+  participants: seanceLiveKit.participants, main: seanceLiveKit.main,
+  tiles: document.querySelectorAll('#stage .tile').length,
+  playing: Array.from(document.querySelectorAll('#stage video')).filter((v) => v.videoWidth > 0).length,
+  audio: document.querySelectorAll('#audio audio').length,
+})`
+
+// TestLiveKitLayout: the layout page, in seance's own browser, against a
+// real livekit-server: speaker shows one picture (a screen share first),
+// tiles one per camera and share; every microphone plays; a participant
+// who leaves leaves the page.
+func TestLiveKitLayout(t *testing.T) {
+	requireChromium(t)
+	lk := meetingtest.StartLiveKit(t)
+	pages := httptest.NewServer(PageHandler())
+	t.Cleanup(pages.Close)
+	for _, tc := range []struct {
+		layout        string
+		withTwo       pageLayout // Marie (camera), Pierre (camera)
+		withShare     pageLayout // and Irène (camera and screen share)
+		afterMarieLft pageLayout
+	}{
+		{configs.LayoutSpeaker,
+			pageLayout{Participants: 2, Tiles: 1, Playing: 1, Audio: 2},
+			pageLayout{Participants: 3, Main: "irene/screen", Tiles: 1, Playing: 1, Audio: 3},
+			pageLayout{Participants: 2, Main: "irene/screen", Tiles: 1, Playing: 1, Audio: 2}},
+		{configs.LayoutTiles,
+			pageLayout{Participants: 2, Tiles: 2, Playing: 2, Audio: 2},
+			pageLayout{Participants: 3, Tiles: 4, Playing: 4, Audio: 3},
+			pageLayout{Participants: 2, Tiles: 3, Playing: 3, Audio: 2}},
+	} {
+		t.Run(tc.layout, func(t *testing.T) {
+			room := "salle-" + tc.layout
+			marie := lk.Join(t, room, "marie", "Marie Curie", 320, 240)
+			lk.Join(t, room, "pierre", "Pierre Curie", 320, 240)
+			e := newEnv(t)
+			c := e.capture(t, configs.Meeting{
+				LiveKit: configs.LiveKit{URL: lk.URL, APIKey: lk.APIKey, APISecret: configs.Secret(lk.APISecret), Room: configs.Secret(room)},
+				Layout:  tc.layout,
+			})
+			c.cfg.PageBase = pages.URL
+			ctx := t.Context()
+			dir := t.TempDir()
+			ext, err := writeExtension(dir)
+			require.NoError(t, err)
+			path, err := findBrowser("")
+			require.NoError(t, err)
+			url, err := c.target(ctx)
+			require.NoError(t, err)
+			r, err := c.launch(ctx, path, dir, ext)
+			require.NoError(t, err)
+			t.Cleanup(r.b.close)
+			require.NoError(t, r.open(ctx, url))
+			require.True(t, r.joined)
+
+			var got pageLayout
+			wait := func(want pageLayout, what string) {
+				t.Helper()
+				require.Eventually(t, func() bool {
+					var s string
+					if err := r.b.cdp.evaluate(ctx, r.page, pageLayoutJS, &s); err != nil {
+						return false
+					}
+					got = pageLayout{}
+					if json.Unmarshal([]byte(s), &got) != nil {
+						return false
+					}
+					if want.Main == "" {
+						got.Main = ""
+					}
+					return got == want
+				}, 30*time.Second, 100*time.Millisecond, "%s: want %+v, got %+v", what, want, &got)
+			}
+			wait(tc.withTwo, "two participants")
+			lk.JoinSharing(t, room, "irene", "Irène Joliot-Curie", 320, 240)
+			wait(tc.withShare, "a third sharing a screen")
+			marie.Leave()
+			wait(tc.afterMarieLft, "Marie left")
+		})
+	}
+}

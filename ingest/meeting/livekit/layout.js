@@ -88,6 +88,7 @@
   // layout redraws the stage from the room's current participants.
   function layout() {
     state.layouts++;
+    syncAudio();
     const people = Array.from(room.remoteParticipants.values());
     state.participants = people.length;
     const entries = []; // {key, p, track, share}
@@ -134,15 +135,41 @@
     empty.hidden = shown.length > 0;
   }
 
+  // Each subscribed microphone plays in an <audio> element of its own,
+  // by track sid. livekit-client may detach a departing participant's
+  // tracks itself before saying so, leaving their elements in the page:
+  // every layout also drops the elements of tracks no longer subscribed.
+  const audioEls = new Map();
+  function syncAudio() {
+    const live = new Set();
+    for (const p of room.remoteParticipants.values()) {
+      for (const pub of p.audioTrackPublications.values()) {
+        if (pub.isSubscribed && pub.track) live.add(pub.track.sid);
+      }
+    }
+    for (const [sid, el] of audioEls) {
+      if (!live.has(sid)) {
+        el.remove();
+        audioEls.delete(sid);
+      }
+    }
+  }
+
   function onTrack(track) {
-    if (track.kind === LK.Track.Kind.Audio) {
+    if (track.kind === LK.Track.Kind.Audio && !audioEls.has(track.sid)) {
       const a = track.attach();
+      audioEls.set(track.sid, a);
       audioBox.appendChild(a);
     }
     layout();
   }
   function offTrack(track) {
-    track.detach().forEach((el) => el.remove());
+    track.detach();
+    const a = audioEls.get(track.sid);
+    if (a) {
+      a.remove();
+      audioEls.delete(track.sid);
+    }
     layout();
   }
 

@@ -277,7 +277,19 @@ type Participant struct {
 // It leaves when Leave is called or the test ends.
 func (lk *LiveKit) Join(t testing.TB, room, identity, name string, width, height int) *Participant {
 	t.Helper()
-	p, err := lk.Publish(room, identity, name, width, height)
+	p, err := lk.publish(room, identity, name, width, height, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Leave)
+	return p
+}
+
+// JoinSharing is Join, the participant also sharing its "screen" (its
+// camera again, published as a screen share).
+func (lk *LiveKit) JoinSharing(t testing.TB, room, identity, name string, width, height int) *Participant {
+	t.Helper()
+	p, err := lk.publish(room, identity, name, width, height, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,10 +300,14 @@ func (lk *LiveKit) Join(t testing.TB, room, identity, name string, width, height
 // Publish starts a participant publishing width x height video (15 fps)
 // and the tone into room, until Leave.
 func (lk *LiveKit) Publish(room, identity, name string, width, height int) (*Participant, error) {
+	return lk.publish(room, identity, name, width, height, false)
+}
+
+func (lk *LiveKit) publish(room, identity, name string, width, height int, screen bool) (*Participant, error) {
 	token := lk.Token(identity, name, map[string]any{
 		"room": room, "roomJoin": true, "canPublish": true, "canSubscribe": false, "canPublishData": false,
 	})
-	cfg, _ := json.Marshal(map[string]any{"url": lk.URL, "token": token, "width": width, "height": height})
+	cfg, _ := json.Marshal(map[string]any{"url": lk.URL, "token": token, "width": width, "height": height, "screen": screen})
 	pageURL := lk.pages.URL + "/publish.html#" + base64.RawURLEncoding.EncodeToString(cfg)
 	profile, err := os.MkdirTemp(lk.tempDir, "participant-")
 	if err != nil {
