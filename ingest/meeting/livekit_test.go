@@ -222,6 +222,15 @@ func TestCaptureLiveKit(t *testing.T) {
 	require.False(t, bot.Permission.CanPublish)
 	require.False(t, bot.Permission.CanPublishData)
 
+	// Removed from the room (the server, a moderator): the page says it
+	// left, seance restarts the browser and joins again.
+	require.NoError(t, lk.Remove(testLiveKitRoom, "seance-diffusion"))
+	require.Eventually(t, func() bool {
+		st := c.Status()
+		return st.Restarts == 1 && st.State == StateCapturing
+	}, 30*time.Second, 20*time.Millisecond, "back in the room after being removed")
+	require.Contains(t, c.Status().LastError, ErrThrownOut.Error())
+
 	st = c.Status()
 	b, err := json.Marshal(st)
 	require.NoError(t, err)

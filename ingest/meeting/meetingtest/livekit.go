@@ -223,12 +223,18 @@ type ServerParticipant struct {
 	} `json:"permission"`
 }
 
-// Participants asks the server (RoomService.ListParticipants, Twirp JSON)
-// who is in the room.
-func (lk *LiveKit) Participants(room string) ([]ServerParticipant, error) {
+// Remove has the server remove a participant from the room, as a
+// moderator does (RoomService.RemoveParticipant).
+func (lk *LiveKit) Remove(room, identity string) error {
+	_, err := lk.roomService("RemoveParticipant", room, map[string]string{"room": room, "identity": identity})
+	return err
+}
+
+// roomService calls a RoomService method (Twirp JSON) as the room's admin.
+func (lk *LiveKit) roomService(method, room string, body any) ([]byte, error) {
 	token := liveKitJWT(lk.APIKey, lk.APISecret, "seance-test-admin", "", map[string]any{"room": room, "roomAdmin": true})
-	body, _ := json.Marshal(map[string]string{"room": room})
-	req, err := http.NewRequest(http.MethodPost, lk.http+"/twirp/livekit.RoomService/ListParticipants", bytes.NewReader(body))
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequest(http.MethodPost, lk.http+"/twirp/livekit.RoomService/"+method, bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}
@@ -239,13 +245,25 @@ func (lk *LiveKit) Participants(room string) ([]ServerParticipant, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	var out bytes.Buffer
+	_, _ = out.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s: %s", method, resp.Status, out.String())
+	}
+	return out.Bytes(), nil
+}
+
+// Participants asks the server (RoomService.ListParticipants, Twirp JSON)
+// who is in the room.
+func (lk *LiveKit) Participants(room string) ([]ServerParticipant, error) {
+	b, err := lk.roomService("ListParticipants", room, map[string]string{"room": room})
+	if err != nil {
+		return nil, err
+	}
 	var out struct {
 		Participants []ServerParticipant `json:"participants"`
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("ListParticipants: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	if err := json.Unmarshal(b, &out); err != nil {
 		return nil, err
 	}
 	return out.Participants, nil
