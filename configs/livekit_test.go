@@ -3,6 +3,7 @@ package configs
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -104,4 +105,49 @@ func TestParseMeetingLiveKitErrors(t *testing.T) {
 			require.NotContains(t, err.Error(), "S3CR3T")
 		})
 	}
+}
+
+// FuzzLiveKitURL: any server address is either refused with a reason or
+// is wss://, or ws:// to a loopback host, with a host and no credentials.
+func FuzzLiveKitURL(f *testing.F) {
+	for _, s := range []string{"wss://livekit.example.fr", "ws://127.0.0.1:7880", "ws://[::1]:7880/rtc", "ws://localhost",
+		"ws://livekit.example.fr", "https://visio.example.fr/abc", "wss://u:p@h", "wss://h/?a=b", "wss://", "ws://127.0.0.1.example.fr"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if liveKitURLProblem(raw) != "" {
+			return
+		}
+		u, err := url.Parse(raw)
+		require.NoError(t, err)
+		require.NotEmpty(t, u.Hostname())
+		require.Nil(t, u.User)
+		require.True(t, u.Scheme == "wss" || (u.Scheme == "ws" && isLoopbackHost(u.Hostname())), "accepted %q", raw)
+	})
+}
+
+// FuzzParseLiveKit: LiveKit meetings in any shape parse or fail with an
+// error that never quotes the secret or the room.
+func FuzzParseLiveKit(f *testing.F) {
+	for _, m := range []string{
+		`{livekit: {url: "wss://lk.example.fr", api_key: k, api_secret: "${LK_SECRET}", room: "${LK_ROOM}"}, layout: tiles}`,
+		`{livekit: {url: "${LK_URL}", api_key: "a key", api_secret: "${LK_SECRET}", room: "${LK_ROOM}"}}`,
+		`{livekit: {url: "ws://10.0.0.1", room: "a\tb"}, layout: mosaic}`,
+	} {
+		f.Add([]byte("channels:\n  - name: a\n    ingest: {meeting: " + m + "}\n"))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, envFunc(liveKitEnv))
+		if err != nil {
+			require.Nil(t, cfg)
+			require.NotContains(t, err.Error(), "S3CR3T")
+			return
+		}
+		for _, ch := range cfg.Channels {
+			if m := ch.Ingest.Meeting; m.Platform() == PlatformLiveKit {
+				require.Empty(t, liveKitURLProblem(m.LiveKit.URL))
+				require.Contains(t, []string{LayoutSpeaker, LayoutTiles}, m.Layout)
+			}
+		}
+	})
 }

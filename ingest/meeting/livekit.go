@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// LiveKitVideo is the "video" grant of a LiveKit access token (LiveKit's
+// liveKitVideo is the "video" grant of a LiveKit access token (LiveKit's
 // auth.VideoGrant, as far as seance uses it).
-type LiveKitVideo struct {
+type liveKitVideo struct {
 	Room           string `json:"room"`
 	RoomJoin       bool   `json:"roomJoin"`
 	CanSubscribe   bool   `json:"canSubscribe"`
@@ -24,11 +24,11 @@ type LiveKitVideo struct {
 	Hidden         bool   `json:"hidden,omitempty"`
 }
 
-// LiveKitToken signs a LiveKit access token: a JWT (RFC 7519), HS256 with
+// liveKitToken signs a LiveKit access token: a JWT (RFC 7519), HS256 with
 // the API secret, issued by the API key, for the participant identity,
 // shown as name, valid for ttl. It is what LiveKit's own
 // auth.AccessToken.ToJWT produces, without its dependencies.
-func LiveKitToken(apiKey, apiSecret, identity, name string, video LiveKitVideo, ttl time.Duration) (string, error) {
+func liveKitToken(apiKey, apiSecret, identity, name string, video liveKitVideo, ttl time.Duration) (string, error) {
 	if apiKey == "" || apiSecret == "" || identity == "" || ttl <= 0 {
 		return "", errors.New("livekit token: api key, secret, identity and lifetime are needed")
 	}
@@ -40,7 +40,7 @@ func LiveKitToken(apiKey, apiSecret, identity, name string, video LiveKitVideo, 
 		NotBefore int64        `json:"nbf"`
 		Expiry    int64        `json:"exp"`
 		Name      string       `json:"name,omitempty"`
-		Video     LiveKitVideo `json:"video"`
+		Video     liveKitVideo `json:"video"`
 	}{apiKey, identity, identity, now.Add(-10 * time.Second).Unix(), now.Add(ttl).Unix(), name, video})
 	if err != nil {
 		return "", err
@@ -63,7 +63,7 @@ const (
 // liveKitViewerToken mints seance's token for the room: hidden, allowed to
 // subscribe and nothing else.
 func liveKitViewerToken(apiKey, apiSecret, room, name string) (string, error) {
-	return LiveKitToken(apiKey, apiSecret, liveKitIdentity, name, LiveKitVideo{
+	return liveKitToken(apiKey, apiSecret, liveKitIdentity, name, liveKitVideo{
 		Room: room, RoomJoin: true, CanSubscribe: true, Hidden: true,
 	}, liveKitTTL)
 }
