@@ -113,6 +113,15 @@
     }
     state.main = shown.length === 1 ? shown[0].key : '';
     const keep = new Set(shown.map((e) => e.key));
+    // Pictures not on screen are paused at the server (as Jitsi's last-n
+    // does): neither sent nor decoded. Shown again, the server resumes
+    // them from a keyframe.
+    for (const p of people) {
+      for (const pub of p.videoTrackPublications.values()) {
+        const key = p.identity + (pub.source === LK.Track.Source.ScreenShare ? '/screen' : '/camera');
+        if (pub.isSubscribed && pub.isEnabled !== keep.has(key)) pub.setEnabled(keep.has(key));
+      }
+    }
     for (const [key, t] of tiles) {
       if (!keep.has(key)) {
         const v = t.querySelector('video');
