@@ -1,5 +1,6 @@
 // Package meeting feeds a channel from a Jitsi Meet or BigBlueButton
-// meeting: seance joins it as a silent viewer (muted, camera off) in
+// meeting, or a LiveKit room (through seance's own layout page, livekit.go):
+// seance joins it as a silent viewer (muted, camera off) in
 // headless Chromium, captures the meeting tab's picture and sound with a
 // small browser extension, and publishes them to itself over WHIP on
 // loopback. No Jibri, no X server, no ffmpeg.
@@ -108,7 +109,7 @@ type Config struct {
 
 // Status is what the dashboard shows about a capture.
 type Status struct {
-	// Platform is "jitsi" or "bbb"; Server the meeting server's host name
+	// Platform is "jitsi", "bbb" or "livekit"; Server the meeting server's host name
 	// (never the room, the token or the join link).
 	Platform string    `json:"platform"`
 	Server   string    `json:"server"`
