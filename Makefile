@@ -14,6 +14,9 @@ test: deps lint unit e2e
 
 deps:
 	@scripts/install-test-deps.sh
+	@# livekit-server, the real SFU of the LiveKit meeting tests: built once
+	@# per machine from the Go module proxy (about 7 min cold), then cached.
+	@scripts/build-livekit-server.sh >/dev/null
 	@test -x $(GOBIN)/staticcheck || GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 lint:

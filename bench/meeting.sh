@@ -11,8 +11,15 @@
 # start → live, then the browser tree's CPU and PSS and seance's own CPU
 # over DURATION, and stops it. Results: bench/results/meeting-<time>/.
 #
+# A case livekit:SIZE:N:LAYOUT (e.g. livekit:1280x720:4:speaker) joins a
+# real livekit-server room instead (scripts/build-livekit-server.sh builds
+# it once), where N headless Chromiums publish their fake camera at
+# PARTICIPANT_SIZE (15 fps) and a tone; layout is speaker or tiles. The
+# participants' own CPU is not counted, but shares the machine.
+#
 # Environment (defaults):
 #   CASES="1280x720:0,1920x1080:0,1280x720:4,1920x1080:4"
+#   PARTICIPANT_SIZE=1280x720
 #   DURATION=20s  WARMUP=5s
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,5 +39,5 @@ fi
 {
 	echo "# $(date -u +%FT%TZ) $(nproc) cores, $(chromium --version 2>/dev/null), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	"$res/meetingbench" -seance "$(realpath "$bin")" -cases "${CASES:-1280x720:0,1920x1080:0,1280x720:4,1920x1080:4}" \
-		-duration "${DURATION:-20s}" -warmup "${WARMUP:-5s}" -out "$res"
+		-duration "${DURATION:-20s}" -warmup "${WARMUP:-5s}" -participant-size "${PARTICIPANT_SIZE:-1280x720}" -out "$res"
 } | tee "$res/summary.txt"

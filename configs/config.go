@@ -266,8 +266,17 @@ func (in Ingest) redacted() plainIngest {
 
 // Meeting platforms (Meeting.Platform).
 const (
-	PlatformJitsi = "jitsi"
-	PlatformBBB   = "bbb"
+	PlatformJitsi   = "jitsi"
+	PlatformBBB     = "bbb"
+	PlatformLiveKit = "livekit"
+)
+
+// Meeting layouts (Meeting.Layout).
+const (
+	// LayoutSpeaker shows the active speaker large (a screen share wins).
+	LayoutSpeaker = "speaker"
+	// LayoutTiles shows every participant in a grid.
+	LayoutTiles = "tiles"
 )
 
 // Meeting sizes: the browser's viewport, which is the captured picture.
@@ -280,13 +289,16 @@ const (
 const DefaultDisplayName = "Diffusion publique"
 
 // Meeting is a video meeting seance joins as a silent viewer (muted, camera
-// off) to broadcast it. Exactly one of Jitsi and BBB is set. The meeting's
+// off) to broadcast it. Exactly one of Jitsi, BBB and LiveKit is set. The meeting's
 // URL, JWT and BBB secret are secrets: they are never printed.
 type Meeting struct {
 	// Jitsi is a Jitsi Meet meeting.
 	Jitsi Jitsi `yaml:"jitsi"`
 	// BBB is a BigBlueButton meeting, joined through its API.
 	BBB BBB `yaml:"bbb"`
+	// LiveKit is a LiveKit room (self-hosted LiveKit, La Suite Meet),
+	// joined with a token seance mints, through seance's own layout page.
+	LiveKit LiveKit `yaml:"livekit"`
 	// DisplayName is the name other participants see. Default
 	// "Diffusion publique".
 	DisplayName string `yaml:"display_name"`
@@ -296,7 +308,8 @@ type Meeting struct {
 	// (join when IT staff start it from the dashboard or the API).
 	Start string `yaml:"start"`
 	// Layout is LayoutSpeaker (default: the active speaker large, as Jibri
-	// broadcasts) or LayoutTiles (everyone in tiles). Jitsi Meet only.
+	// broadcasts) or LayoutTiles (everyone in tiles), for Jitsi Meet and
+	// LiveKit rooms.
 	Layout string `yaml:"layout"`
 	// RejoinAfter is how long seance waits, once a moderator removed it
 	// from the meeting, before it joins again on its own. Default 0: never;
@@ -306,12 +319,6 @@ type Meeting struct {
 	// is left before it shows the slate instead. Default 5 min.
 	AloneAfter Duration `yaml:"alone_after"`
 }
-
-// Meeting layouts (Meeting.Layout).
-const (
-	LayoutSpeaker = "speaker"
-	LayoutTiles   = "tiles"
-)
 
 // DefaultAloneAfter is Meeting.AloneAfter's default.
 const DefaultAloneAfter = Duration(5 * time.Minute)
@@ -339,6 +346,22 @@ type BBB struct {
 	MeetingID string `yaml:"meeting_id"`
 }
 
+// LiveKit is a room on a LiveKit server. seance joins it hidden, allowed
+// to subscribe only, with a token it signs with the API secret.
+type LiveKit struct {
+	// URL is the server's WebSocket address, e.g. "wss://livekit.example.fr"
+	// (what LiveKit clients are given; ws:// only on loopback).
+	URL string `yaml:"url"`
+	// APIKey and APISecret are an API key pair of the server (livekit.yaml
+	// "keys"); the secret signs seance's tokens.
+	APIKey    string `yaml:"api_key"`
+	APISecret Secret `yaml:"api_secret"`
+	// Room is the room's name (La Suite Meet: the room's id, a UUID). It
+	// is kept out of logs and the API: with a meeting app in front of the
+	// server, whoever has it and a key pair can join.
+	Room Secret `yaml:"room"`
+}
+
 // IsSet reports whether any key of the meeting is set.
 func (m Meeting) IsSet() bool { return m != Meeting{} }
 
@@ -349,6 +372,8 @@ func (m Meeting) Platform() string {
 		return PlatformJitsi
 	case m.BBB != BBB{}:
 		return PlatformBBB
+	case m.LiveKit != LiveKit{}:
+		return PlatformLiveKit
 	}
 	return ""
 }
@@ -373,6 +398,8 @@ func (m Meeting) String() string {
 		return "Jitsi on " + hostOf(m.Jitsi.URL.Value())
 	case PlatformBBB:
 		return "BigBlueButton on " + hostOf(m.BBB.API) + ", meeting " + strconv.Quote(m.BBB.MeetingID)
+	case PlatformLiveKit:
+		return "LiveKit on " + hostOf(m.LiveKit.URL)
 	}
 	return "no platform"
 }
@@ -598,6 +625,9 @@ func (c *Config) fill() {
 			}
 			if m.Size == "" {
 				m.Size = Size720p
+			}
+			if m.Layout == "" {
+				m.Layout = LayoutSpeaker
 			}
 			if m.Start == "" {
 				m.Start = StartAuto

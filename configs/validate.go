@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Validate checks the configuration and returns every problem it finds, joined
@@ -380,12 +382,16 @@ const maxMeetingID = 256
 // meeting checks a meeting ingest. The Jitsi URL, the JWT and the BBB
 // secret are never quoted.
 func (v *validator) meeting(path string, m *Meeting) {
-	hasJitsi, hasBBB := m.Jitsi != Jitsi{}, m.BBB != BBB{}
+	hasJitsi, hasBBB, hasLiveKit := m.Jitsi != Jitsi{}, m.BBB != BBB{}, m.LiveKit != LiveKit{}
 	switch {
+	case hasLiveKit && (hasJitsi || hasBBB):
+		v.add(path, "set one of jitsi, bbb or livekit, not several")
+	case hasLiveKit:
+		v.liveKit(path+".livekit", &m.LiveKit)
 	case hasJitsi && hasBBB:
 		v.add(path, "set jitsi or bbb, not both")
 	case !hasJitsi && !hasBBB:
-		v.add(path, "set jitsi (url) or bbb (api, secret, meeting_id)")
+		v.add(path, "set jitsi (url), bbb (api, secret, meeting_id) or livekit (url, api_key, api_secret, room)")
 	case hasJitsi:
 		upath := path + ".jitsi.url"
 		if !m.Jitsi.URL.IsSet() {
@@ -425,6 +431,11 @@ func (v *validator) meeting(path string, m *Meeting) {
 		v.add(path+".display_name", "%s is not valid: use 1 to 64 characters, e.g. \"Diffusion publique\"",
 			v.show(path+".display_name", m.DisplayName))
 	}
+	switch m.Layout {
+	case LayoutSpeaker, LayoutTiles:
+	default:
+		v.add(path+".layout", "%s is not valid: use speaker or tiles", v.show(path+".layout", m.Layout))
+	}
 	if w, _ := m.Dimensions(); w == 0 {
 		v.add(path+".size", "%s is not valid: use 1280x720 or 1920x1080", v.show(path+".size", m.Size))
 	}
@@ -433,17 +444,79 @@ func (v *validator) meeting(path string, m *Meeting) {
 	default:
 		v.add(path+".start", "%s is not valid: use auto or manual", v.show(path+".start", m.Start))
 	}
-	switch m.Layout {
-	case LayoutSpeaker, LayoutTiles:
-	default:
-		v.add(path+".layout", "%s is not valid: use speaker or tiles", v.show(path+".layout", m.Layout))
-	}
 	if m.RejoinAfter < 0 {
 		v.add(path+".rejoin_after", "must not be negative: 0 (never rejoin on its own) or a duration, e.g. \"10m\"")
 	}
 	if m.AloneAfter < 0 {
 		v.add(path+".alone_after", "must not be negative: a duration, e.g. \"5m\"")
 	}
+}
+
+// maxLiveKitRoom bounds a LiveKit room name (seance's own bound: the
+// server takes long names, meeting apps use short slugs).
+const maxLiveKitRoom = 256
+
+// liveKit checks a LiveKit room. The API secret and the room are never
+// quoted.
+func (v *validator) liveKit(path string, lk *LiveKit) {
+	upath := path + ".url"
+	if lk.URL == "" {
+		v.add(upath, "must be set: the server's WebSocket address, e.g. \"wss://livekit.example.fr\"")
+	} else if reason := liveKitURLProblem(lk.URL); reason != "" {
+		shown := lk.URL
+		if strings.Contains(shown, "@") {
+			shown = RedactURL(shown)
+		}
+		v.add(upath, "%s is not a valid LiveKit address: %s", v.show(upath, shown), reason)
+	}
+	kpath := path + ".api_key"
+	switch {
+	case lk.APIKey == "":
+		v.add(kpath, "must be set: an API key of the server (livekit.yaml keys)")
+	case strings.ContainsFunc(lk.APIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		v.add(kpath, "is not valid: an API key has no spaces or control characters")
+	}
+	if !lk.APISecret.IsSet() {
+		v.add(path+".api_secret", "must be set: the API key's secret (livekit.yaml keys)")
+	}
+	room := lk.Room.Value()
+	rpath := path + ".room"
+	switch {
+	case room == "":
+		v.add(rpath, "must be set: the room's name")
+	case len(room) > maxLiveKitRoom:
+		v.add(rpath, "is too long: at most %d bytes", maxLiveKitRoom)
+	case !utf8.ValidString(room) || strings.ContainsFunc(room, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		v.add(rpath, "is not valid: a room name has no control characters")
+	}
+}
+
+// liveKitURLProblem says what is wrong with a LiveKit server address, in
+// words; "" when it is valid: wss://, or ws:// to a loopback host.
+func liveKitURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "wss" && u.Scheme != "ws"):
+		return "use a wss:// address (the server's WebSocket URL, not a meeting page)"
+	case u.Hostname() == "":
+		return "it has no host"
+	case u.User != nil:
+		return "remove the user name and password from it"
+	case u.RawQuery != "" || u.Fragment != "":
+		return "remove the query and fragment from it"
+	case u.Scheme == "ws" && !isLoopbackHost(u.Hostname()):
+		return "ws:// is only for a server on this machine (127.0.0.1, ::1, localhost): use wss://"
+	}
+	return ""
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback IP.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // meetingURLProblem says what is wrong with a meeting or API address, in

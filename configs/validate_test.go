@@ -417,7 +417,7 @@ channels:
 	{
 		name: "meeting without platform",
 		yaml: "channels:\n  - name: a\n    ingest: {meeting: {display_name: Bourg}}\n",
-		want: "channels[0].ingest.meeting: set jitsi (url) or bbb (api, secret, meeting_id)",
+		want: "channels[0].ingest.meeting: set jitsi (url), bbb (api, secret, meeting_id) or livekit (url, api_key, api_secret, room)",
 	},
 	{
 		name: "meeting layout, rejoin_after and alone_after",

@@ -4,8 +4,12 @@
 // decodes) meetingbench reports the time from seance's start to the
 // channel being live, the CPU and memory (PSS) of the browser's process
 // tree, seance's own CPU, the capture frame rate and the ingest bitrate.
+// A case "livekit:SIZE:N:LAYOUT" joins a real livekit-server room instead
+// (scripts/build-livekit-server.sh) where N headless Chromiums publish
+// their fake camera (-participant-size, 15 fps) and a tone; their own CPU
+// is not counted.
 //
-//	go run ./bench/meetingbench -seance /tmp/seance [-cases 1280x720:0,1920x1080:0,1280x720:4] [-duration 20s]
+//	go run ./bench/meetingbench -seance /tmp/seance [-cases 1280x720:0,1920x1080:0,1280x720:4,livekit:1280x720:4:speaker] [-duration 20s]
 package main
 
 import (
@@ -32,6 +36,8 @@ import (
 )
 
 type result struct {
+	Kind          string  `json:"kind"`
+	Layout        string  `json:"layout,omitempty"`
 	Size          string  `json:"size"`
 	Tiles         int     `json:"tiles"`
 	LiveSeconds   float64 `json:"start_to_live_s"`
@@ -53,6 +59,7 @@ func main() {
 	dur := flag.Duration("duration", 20*time.Second, "measuring window of each case")
 	warm := flag.Duration("warmup", 5*time.Second, "wait after the channel is live before measuring")
 	out := flag.String("out", "", "directory for results.jsonl and the logs (default: none)")
+	psize := flag.String("participant-size", "1280x720", "LiveKit cases: the participants' camera size")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "meetingbench: -seance is required")
@@ -65,9 +72,17 @@ func main() {
 	}
 	var results []result
 	for _, c := range strings.Split(*cases, ",") {
+		var r result
+		var err error
 		size, n, _ := strings.Cut(c, ":")
 		tiles, _ := strconv.Atoi(n)
-		r, err := runCase(*bin, size, tiles, tile, *warm, *dur, *out)
+		if f := strings.Split(c, ":"); f[0] == "livekit" && len(f) == 4 {
+			size, layout := f[1], f[3]
+			tiles, _ = strconv.Atoi(f[2])
+			r, err = runLiveKitCase(*bin, size, tiles, layout, *psize, *warm, *dur, *out)
+		} else {
+			r, err = runCase(*bin, size, tiles, tile, *warm, *dur, *out)
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "meetingbench: %s with %d videos: %v\n", size, tiles, err)
 			os.Exit(1)
@@ -84,11 +99,15 @@ func main() {
 		}
 	}
 	fmt.Println()
-	fmt.Println("| picture | participant videos | start → live | browser CPU | browser memory (PSS, mean / max) | processes | seance CPU | capture fps | ingest bitrate | load avg |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| meeting | picture | participant videos | start → live | browser CPU | browser memory (PSS, mean / max) | processes | seance CPU | capture fps | ingest bitrate | load avg |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Printf("| %s | %d | %.2f s | %.2f cores | %.0f / %.0f MiB | %d | %.3f cores | %.1f | %.0f kbit/s | %.1f |\n",
-			r.Size, r.Tiles, r.LiveSeconds, r.BrowserCores, r.BrowserPSSMiB, r.BrowserPSSMax, r.Processes,
+		kind := r.Kind
+		if r.Layout != "" {
+			kind += " " + r.Layout
+		}
+		fmt.Printf("| %s | %s | %d | %.2f s | %.2f cores | %.0f / %.0f MiB | %d | %.3f cores | %.1f | %.0f kbit/s | %.1f |\n",
+			kind, r.Size, r.Tiles, r.LiveSeconds, r.BrowserCores, r.BrowserPSSMiB, r.BrowserPSSMax, r.Processes,
 			r.SeanceCores, r.CaptureFPS, r.BitrateKbps, r.Load1)
 	}
 }
@@ -129,23 +148,80 @@ func freeUDPPort() int {
 }
 
 func runCase(bin, size string, tiles int, tile []byte, warm, dur time.Duration, outDir string) (result, error) {
-	r := result{Size: size, Tiles: tiles}
 	meet := meetingtest.New("unused-bbb-secret")
 	defer meet.Close()
 	meet.SetTileVideo(tile)
 	// Others in the room, so that a run longer than alone_after (5 min)
 	// keeps capturing.
 	meet.SetParticipants(max(tiles, 1))
+	room := "Bench"
+	if tiles > 0 {
+		room += "?tiles=" + strconv.Itoa(tiles)
+	}
+	r := result{Kind: "stand-in jitsi", Size: size, Tiles: tiles}
+	return measure(r, bin, fmt.Sprintf("jitsi: {url: %q}", meet.JitsiURL(room)), warm, dur, outDir)
+}
+
+// runLiveKitCase measures seance in a livekit-server room where n
+// participants publish.
+func runLiveKitCase(bin, size string, n int, layout, psize string, warm, dur time.Duration, outDir string) (result, error) {
+	r := result{Kind: "livekit", Layout: layout, Size: size, Tiles: n}
+	var pw, ph int
+	if _, err := fmt.Sscanf(psize, "%dx%d", &pw, &ph); err != nil {
+		return r, fmt.Errorf("-participant-size %q: %w", psize, err)
+	}
+	lkBin, err := meetingtest.BuildLiveKitServer()
+	if err != nil {
+		return r, err
+	}
+	dir, err := os.MkdirTemp("", "meetingbench-livekit-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	lk, err := meetingtest.RunLiveKit(lkBin, dir)
+	if err != nil {
+		return r, err
+	}
+	defer lk.Close()
+	const room = "bench"
+	for i := range n {
+		p, err := lk.Publish(room, "p"+strconv.Itoa(i+1), "Participant "+strconv.Itoa(i+1), pw, ph)
+		if err != nil {
+			return r, err
+		}
+		defer p.Leave()
+	}
+	// Wait for every participant to publish its camera and microphone.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ps, err := lk.Participants(room)
+		tracks := 0
+		for _, p := range ps {
+			tracks += len(p.Tracks)
+		}
+		if err == nil && len(ps) == n && tracks == 2*n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("%d participants did not all publish within 60 s (%d in the room, %d tracks)", n, len(ps), tracks)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return measure(r, bin, fmt.Sprintf("livekit: {url: %q, api_key: %q, api_secret: %q, room: %q}\n        layout: %s",
+		lk.URL, lk.APIKey, lk.APISecret, room, layout), warm, dur, outDir)
+}
+
+// measure runs seance with a channel fed by the meeting (the YAML of
+// ingest.meeting's platform key) and measures it.
+func measure(r result, bin, meetingYAML string, warm, dur time.Duration, outDir string) (result, error) {
+	size, tiles := r.Size, r.Tiles
 	dir, err := os.MkdirTemp("", "meetingbench-")
 	if err != nil {
 		return r, err
 	}
 	defer os.RemoveAll(dir)
 	admin := freePort()
-	room := "Bench"
-	if tiles > 0 {
-		room += "?tiles=" + strconv.Itoa(tiles)
-	}
 	cfg := fmt.Sprintf(`log: {level: info}
 public: {listen: "127.0.0.1:%d"}
 admin: {listen: "127.0.0.1:%d"}
@@ -157,9 +233,9 @@ channels:
   - name: bench
     ingest:
       meeting:
-        jitsi: {url: %q}
+        %s
         size: %s
-`, freePort(), admin, freeUDPPort(), meet.JitsiURL(room), size)
+`, freePort(), admin, freeUDPPort(), meetingYAML, size)
 	cfgPath := filepath.Join(dir, "seance.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return r, err
@@ -182,7 +258,8 @@ channels:
 			<-done
 		}
 		if outDir != "" {
-			_ = os.WriteFile(filepath.Join(outDir, fmt.Sprintf("seance-%s-%d.log", size, tiles)), logs.Bytes(), 0o644)
+			name := fmt.Sprintf("seance-%s-%s-%d.log", strings.ReplaceAll(r.Kind+r.Layout, " ", "-"), size, tiles)
+			_ = os.WriteFile(filepath.Join(outDir, name), logs.Bytes(), 0o644)
 		}
 	}()
 	base := fmt.Sprintf("http://127.0.0.1:%d", admin)

@@ -146,6 +146,7 @@ func (s *channelSet) prepareIngest(c configs.Channel, ch *relay.Channel) (ingest
 			Meeting:    c.Ingest.Meeting,
 			WHIPURL:    s.whipBase + "/whip/" + url.PathEscape(name),
 			WHIPToken:  s.whip.InternalToken(name),
+			PageBase:   s.whipBase,
 			Disconnect: func() { s.whip.Disconnect(name) },
 		}, s.log, s.meetMet)
 		if err != nil {

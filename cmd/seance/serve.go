@@ -175,7 +175,12 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	add("whip ingest", whipSrv)
 	// Meeting captures publish over WHIP from a browser on this machine,
 	// to a loopback listener that takes only their internal tokens.
-	internal, err := web.NewInternal(whipSrv.InternalHandler(), log)
+	// The same listener serves the pages seance's own browser opens (the
+	// LiveKit layout page).
+	internalMux := http.NewServeMux()
+	internalMux.Handle("/whip/", whipSrv.InternalHandler())
+	internalMux.Handle("/meeting/", meeting.PageHandler())
+	internal, err := web.NewInternal(internalMux, log)
 	if err != nil {
 		return nil, err
 	}

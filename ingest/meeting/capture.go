@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/seance-relay/seance/configs"
 )
 
 // Details of a state (Status.Detail).
@@ -49,6 +51,14 @@ func (c *Capture) target(ctx context.Context) (string, error) {
 	if m.Platform() == "jitsi" {
 		return jitsiURL(m.Jitsi.URL.Value(), m.Jitsi.JWT.Value(), m.DisplayName, m.Layout)
 	}
+	if m.Platform() == configs.PlatformLiveKit {
+		lk := m.LiveKit
+		token, err := liveKitViewerToken(lk.APIKey, lk.APISecret.Value(), lk.Room.Value(), m.DisplayName)
+		if err != nil {
+			return "", err
+		}
+		return liveKitURL(c.cfg.PageBase, lk.URL, token, m.Layout)
+	}
 	bbb := newBBBClient(m.BBB.API, m.BBB.Secret.Value(), m.BBB.MeetingID, c.cfg.HTTPClient)
 	for {
 		running, err := bbb.running(ctx)
@@ -66,6 +76,17 @@ func (c *Capture) target(ctx context.Context) (string, error) {
 			return "", ctx.Err()
 		}
 	}
+}
+
+// probe returns the script that tells where the bot stands in the page.
+func (c *Capture) probe() string {
+	switch c.cfg.Meeting.Platform() {
+	case configs.PlatformBBB:
+		return bbbProbe
+	case configs.PlatformLiveKit:
+		return liveKitProbe
+	}
+	return jitsiProbe
 }
 
 // attempt runs one browser: it joins the meeting, starts the capture and
@@ -297,10 +318,7 @@ func (r *run) open(ctx context.Context, url string, needOthers bool) error {
 	if nav.ErrorText != "" {
 		return fmt.Errorf("the meeting page did not load: %s", c.clean(nav.ErrorText))
 	}
-	probe := jitsiProbe
-	if c.cfg.Meeting.Platform() == "bbb" {
-		probe = bbbProbe
-	}
+	probe := c.probe()
 	answered := time.Now()
 	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
@@ -351,6 +369,8 @@ func (r *run) open(ctx context.Context, url string, needOthers bool) error {
 			return ErrRemoved
 		case where == "left":
 			return ErrThrownOut
+		case strings.HasPrefix(where, "refused:"):
+			return fmt.Errorf("%w: %s", ErrLiveKitRefused, c.clean(oneLine(strings.TrimPrefix(where, "refused:"), 200)))
 		case strings.HasPrefix(where, "error:"):
 			return fmt.Errorf("%w the join: %s", ErrBBBRefused, c.clean(oneLine(strings.TrimPrefix(where, "error:"), 200)))
 		case where == "lobby":
@@ -569,10 +589,7 @@ func (r *run) watch(ctx context.Context) (capturing time.Time, err error) {
 // in it for Meeting.AloneAfter ends the capture (errAlone).
 func (r *run) checkPage(ctx context.Context, now time.Time, pageOK, notJoinedSince, aloneSince *time.Time) error {
 	c := r.c
-	probe := jitsiProbe
-	if c.cfg.Meeting.Platform() == "bbb" {
-		probe = bbbProbe
-	}
+	probe := c.probe()
 	var where string
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	err := r.b.cdp.evaluate(pctx, r.page, probe, &where)

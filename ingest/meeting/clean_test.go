@@ -33,6 +33,14 @@ func TestClean(t *testing.T) {
 			want:    `WebSocket wss://bbb.example.fr/html5client/sockjs?sessionToken=[redacted] failed; join?meetingID=conseil&checksum=[redacted] "[redacted]"`,
 		},
 		{
+			name: "livekit secret, room and tokens, whole or cut short",
+			meeting: configs.Meeting{LiveKit: configs.LiveKit{URL: "wss://lk.example.fr", APIKey: "APIkey",
+				APISecret: "lk-api-secret-value", Room: "salle-du-conseil"}},
+			in: "invalid token: eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJBUElrZXkifQ.c2lnbmF0dXJl, again eyJhbGciOiJIUzI1NiJ9.eyJpc3Mi… " +
+				"for salle-du-conseil signed with lk-api-secret-value",
+			want: "invalid token: [redacted], again [redacted]… for [redacted] signed with [redacted]",
+		},
+		{
 			name:    "internal token",
 			meeting: configs.Meeting{Jitsi: configs.Jitsi{URL: "https://v.example.fr/r"}},
 			in:      "WHIP answered 401 for Bearer " + token,

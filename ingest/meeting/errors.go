@@ -14,6 +14,10 @@ var (
 	// ErrBBBRefused: BigBlueButton answered an API call or the join with
 	// an error (its message follows).
 	ErrBBBRefused = errors.New("BigBlueButton refused")
+	// ErrLiveKitRefused: the LiveKit server refused seance's connection to
+	// the room (wrong API key or secret, unknown room, server unreachable;
+	// its message follows).
+	ErrLiveKitRefused = errors.New("the LiveKit server refused the connection: check ingest.meeting.livekit")
 	// ErrThrownOut: the browser was in the meeting and is no longer (a
 	// moderator removed it, or the meeting ended).
 	ErrThrownOut = errors.New("no longer in the meeting: removed by a moderator, or the meeting ended")

@@ -1,5 +1,6 @@
 // Package meeting feeds a channel from a Jitsi Meet or BigBlueButton
-// meeting: seance joins it as a silent viewer (muted, camera off) in
+// meeting, or a LiveKit room (through seance's own layout page, livekit.go):
+// seance joins it as a silent viewer (muted, camera off) in
 // headless Chromium, captures the meeting tab's picture and sound with a
 // small browser extension, and publishes them to itself over WHIP on
 // loopback. No Jibri, no X server, no ffmpeg.
@@ -86,6 +87,10 @@ type Config struct {
 	WHIPURL string
 	// WHIPToken is the Bearer token of WHIPURL (whip.Server.InternalToken).
 	WHIPToken configs.Secret
+	// PageBase is the base URL of the internal loopback listener that
+	// serves PageHandler ("http://127.0.0.1:port"): the LiveKit layout
+	// page is opened from it. Needed for LiveKit rooms only.
+	PageBase string
 	// Disconnect ends the channel's session from the browser at once
 	// (whip.Server.Disconnect), so that the channel's grace period starts
 	// when the browser goes, not when ICE notices. Nil: nothing.
@@ -109,7 +114,7 @@ type Config struct {
 
 // Status is what the dashboard shows about a capture.
 type Status struct {
-	// Platform is "jitsi" or "bbb"; Server the meeting server's host name
+	// Platform is "jitsi", "bbb" or "livekit"; Server the meeting server's host name
 	// (never the room, the token or the join link).
 	Platform string    `json:"platform"`
 	Server   string    `json:"server"`
@@ -167,7 +172,7 @@ func New(cfg Config, log zerolog.Logger, m *Metrics) (*Capture, error) {
 	mt := cfg.Meeting
 	w, h := mt.Dimensions()
 	if mt.Platform() == "" || w == 0 {
-		return nil, errors.New("meeting: no valid jitsi or bbb meeting")
+		return nil, errors.New("meeting: no valid jitsi, bbb or livekit meeting")
 	}
 	if cfg.WHIPURL == "" || !cfg.WHIPToken.IsSet() {
 		return nil, errors.New("meeting: no WHIP endpoint to publish to")
@@ -220,7 +225,8 @@ func New(cfg Config, log zerolog.Logger, m *Metrics) (*Capture, error) {
 // or the API (errors, the page's console, Chromium's output).
 func secretScrubber(m configs.Meeting, token string) *strings.Replacer {
 	var pairs []string
-	for _, s := range []string{m.Jitsi.URL.Value(), m.Jitsi.JWT.Value(), m.BBB.Secret.Value(), token} {
+	for _, s := range []string{m.Jitsi.URL.Value(), m.Jitsi.JWT.Value(), m.BBB.Secret.Value(), token,
+		m.LiveKit.APISecret.Value(), m.LiveKit.Room.Value()} {
 		if len(s) >= 4 {
 			pairs = append(pairs, s, "[redacted]")
 		}
@@ -241,9 +247,15 @@ func secretScrubber(m configs.Meeting, token string) *strings.Replacer {
 // checksum, Jitsi's JWT.
 var credentialRE = regexp.MustCompile(`(?i)((?:sessionToken|checksum|jwt)=)[^&\s"'#]+`)
 
+// jwtRE matches a JSON Web Token (RFC 7519: base64url parts, the first
+// a JSON object, so "eyJ"), such as the LiveKit tokens seance mints for
+// every join, which a page may print in its errors; also one cut short.
+var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}`)
+
 // clean hides the meeting's secrets in text bound for the log or the API.
 func (c *Capture) clean(s string) string {
-	return credentialRE.ReplaceAllString(c.scrub.Replace(s), "${1}[redacted]")
+	s = credentialRE.ReplaceAllString(c.scrub.Replace(s), "${1}[redacted]")
+	return jwtRE.ReplaceAllString(s, "[redacted]")
 }
 
 // Status returns a snapshot of the capture's state.
