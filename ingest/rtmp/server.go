@@ -96,11 +96,11 @@ type channels interface {
 
 // Server accepts RTMP publishers.
 type Server struct {
-	cfg     Config
-	hub     channels
-	log     zerolog.Logger
-	ln      net.Listener
-	conns   prometheus.CounterVec
+	cfg   Config
+	hub   channels
+	log   zerolog.Logger
+	ln    net.Listener
+	conns prometheus.CounterVec
 
 	mu   sync.Mutex
 	open map[net.Conn]struct{}
@@ -108,8 +108,8 @@ type Server struct {
 	// address (addrlimit.Key), oldest first; npending counts them.
 	pending  map[netip.Addr][]net.Conn
 	npending int
-	wg   sync.WaitGroup
-	keys atomic.Pointer[keySet]
+	wg       sync.WaitGroup
+	keys     atomic.Pointer[keySet]
 }
 
 // New binds the listener; it fails at once if the port is taken.
