@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,15 @@ type session struct {
 	sub     *relay.Subscription
 	opus    func()
 	created time.Time
+	// from is the client's address (addrlimit.Key), zero in process;
+	// cands its candidate budget; pendingRelease gives its pending slot
+	// back (idempotent). seated and seatRelease are under srv.mu: the
+	// session connected and holds a viewer seat.
+	from           netip.Addr
+	cands          *Candidates
+	pendingRelease func()
+	seated         bool
+	seatRelease    func()
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -142,6 +152,10 @@ func (s *session) end(reason string) {
 func (s *session) onConnectionState(st webrtc.PeerConnectionState) {
 	switch st {
 	case webrtc.PeerConnectionStateConnected:
+		if err := s.srv.promote(s); err != nil {
+			s.end(refusalReason(err))
+			return
+		}
 		s.connOnce.Do(func() { close(s.connected) })
 	case webrtc.PeerConnectionStateFailed:
 		s.end("ice_failed")

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/relay"
 )
 
@@ -75,7 +76,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
 		HTTPError(w, http.StatusBadRequest, "empty SDP offer")
 		return
 	}
-	answer, id, err := s.CreateSession(channel, string(body))
+	answer, id, err := s.CreateSessionFrom(channel, string(body), addrlimit.Parse(r.RemoteAddr))
 	switch {
 	case err == nil:
 	case errors.Is(err, relay.ErrChannelNotFound):
@@ -94,6 +95,15 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
 		s.met.refused.WithLabelValues(reason).Inc()
 		w.Header().Set("Retry-After", "30")
 		HTTPError(w, http.StatusServiceUnavailable, "too many viewers right now: try again shortly")
+		return
+	case errors.Is(err, ErrTooManyCandidates):
+		s.met.refused.WithLabelValues("too_many_candidates").Inc()
+		HTTPError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	case errors.Is(err, ErrAddrBusy):
+		s.met.refused.WithLabelValues("address_busy").Inc()
+		w.Header().Set("Retry-After", "10")
+		HTTPError(w, http.StatusTooManyRequests, "too many sessions from your address: close another player or try again shortly")
 		return
 	case errors.Is(err, ErrBadOffer):
 		s.met.refused.WithLabelValues("bad_request").Inc()
@@ -126,7 +136,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
 		HTTPError(w, http.StatusNotFound, "no such session")
 		return
 	}
-	PatchTrickle(w, r, sess.pc, sess.id)
+	PatchTrickleBounded(w, r, sess.pc, sess.id, sess.cands)
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
