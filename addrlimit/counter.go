@@ -44,10 +44,20 @@ const (
 // Acquire takes one slot for a. release gives it back (idempotent); it
 // is nil unless the result is OK.
 func (c *Counter) Acquire(a netip.Addr) (release func(), r Result) {
+	return c.acquire(a, false)
+}
+
+// AcquireShared is Acquire for an address many clients share (a trusted
+// reverse proxy): it counts against the total only.
+func (c *Counter) AcquireShared(a netip.Addr) (release func(), r Result) {
+	return c.acquire(a, true)
+}
+
+func (c *Counter) acquire(a netip.Addr, shared bool) (release func(), r Result) {
 	a = Key(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.perAddr > 0 && c.held[a] >= c.perAddr {
+	if !shared && c.perAddr > 0 && c.held[a] >= c.perAddr {
 		return nil, AddrFull
 	}
 	if c.total > 0 && c.count >= c.total {

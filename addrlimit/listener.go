@@ -2,6 +2,7 @@ package addrlimit
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 )
 
@@ -13,7 +14,12 @@ type Listener struct {
 	net.Listener
 	c       *Counter
 	refused func(Result)
+	exempt  []netip.Prefix
 }
+
+// Exempt counts connections from p in the total only (reverse proxies,
+// through which every client comes). Call it before Accept.
+func (l *Listener) Exempt(p netip.Prefix) { l.exempt = append(l.exempt, p) }
 
 // NewListener returns ln bounded to perAddr connections per address and
 // total in all (0: no bound of that kind). refused may be nil.
@@ -34,7 +40,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		release, r := l.c.Acquire(Of(nc.RemoteAddr()))
+		a := Of(nc.RemoteAddr())
+		acquire := l.c.Acquire
+		for _, p := range l.exempt {
+			if p.Contains(a) {
+				acquire = l.c.AcquireShared
+				break
+			}
+		}
+		release, r := acquire(a)
 		if r != OK {
 			l.refused(r)
 			nc.Close()
