@@ -1,13 +1,19 @@
 package webrtc
 
 import (
+	"cmp"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/relay"
@@ -22,6 +28,12 @@ type ICEServer struct {
 	URLs       []string
 	Username   string
 	Credential string
+	// Secret, when set, is the TURN server's shared secret: each answer
+	// carries a credential valid TTL from now (turnREST), never Secret.
+	Secret string
+	// TTL is the validity of credentials made from Secret; 0 is
+	// DefaultTURNTTL.
+	TTL time.Duration
 }
 
 // Handler serves WHEP (RFC 9725's protocol, for playback):
@@ -31,13 +43,14 @@ type ICEServer struct {
 //	DELETE /whep/{channel}/{id}  ends the session, 200
 //	OPTIONS on both              CORS preflight, Accept-Post
 func (s *Server) Handler(iceServers []ICEServer) http.Handler {
-	links := linkHeaders(iceServers)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /whep/{channel}", func(w http.ResponseWriter, r *http.Request) { s.post(w, r, links) })
+	mux.HandleFunc("POST /whep/{channel}", func(w http.ResponseWriter, r *http.Request) {
+		s.post(w, r, linkHeaders(iceServers, time.Now()))
+	})
 	mux.HandleFunc("OPTIONS /whep/{channel}", func(w http.ResponseWriter, r *http.Request) {
 		CORS(w)
 		w.Header().Set("Accept-Post", "application/sdp")
-		for _, l := range links {
+		for _, l := range linkHeaders(iceServers, time.Now()) {
 			w.Header().Add("Link", l)
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -151,18 +164,38 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 }
 
 // linkHeaders advertises ICE servers (RFC 9725 4.6, RFC 8288).
-func linkHeaders(servers []ICEServer) []string {
+// Credentials made from a shared secret are valid from now.
+func linkHeaders(servers []ICEServer, now time.Time) []string {
 	var out []string
 	for _, srv := range servers {
+		user, cred := srv.Username, srv.Credential
+		if srv.Secret != "" {
+			user, cred = turnREST(srv.Secret, srv.Username, now.Add(cmp.Or(srv.TTL, DefaultTURNTTL)))
+		}
 		for _, u := range srv.URLs {
 			l := "<" + u + `>; rel="ice-server"`
-			if srv.Username != "" {
-				l += `; username="` + quote(srv.Username) + `"; credential="` + quote(srv.Credential) + `"; credential-type="password"`
+			if user != "" {
+				l += `; username="` + quote(user) + `"; credential="` + quote(cred) + `"; credential-type="password"`
 			}
 			out = append(out, l)
 		}
 	}
 	return out
+}
+
+// DefaultTURNTTL is the validity of short-lived TURN credentials.
+const DefaultTURNTTL = time.Hour
+
+// turnREST makes a short-lived TURN credential from the server's shared
+// secret, as coturn's use-auth-secret checks it (draft-uberti-behave-
+// turn-rest-00 section 2.2): the username is the expiry as a Unix time,
+// then ":" and a tag (tag "seance" when empty); the password is
+// base64(HMAC-SHA1(secret, username)).
+func turnREST(secret, tag string, expiry time.Time) (username, credential string) {
+	username = strconv.FormatInt(expiry.Unix(), 10) + ":" + cmp.Or(tag, "seance")
+	mac := hmac.New(sha1.New, []byte(secret))
+	mac.Write([]byte(username))
+	return username, base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
 func quote(s string) string {
