@@ -198,6 +198,23 @@ type WebRTC struct {
 	// puts many citizens behind one address, and 200 still leaves four
 	// fifths of the default max_viewers to everybody else.
 	MaxViewersPerAddress int `yaml:"max_viewers_per_address"`
+	// Bind is the IP address the WebRTC UDP (and TCP) port binds to, and
+	// the only local address announced. Default "": every interface.
+	Bind string `yaml:"bind"`
+	// Interfaces, when set, are the network interfaces (e.g. ["eth0"])
+	// whose addresses are announced as ICE candidates. Default: all.
+	Interfaces []string `yaml:"interfaces"`
+	// AnnounceLoopback announces 127.0.0.1 and ::1 as ICE candidates, for a
+	// browser on the same machine. Default false; the embedded demo config
+	// sets it.
+	AnnounceLoopback bool `yaml:"announce_loopback"`
+	// AnnouncePrivate announces private and link-local addresses (10/8,
+	// 192.168/16, fc00::/7…), for viewers on the same LAN. Default false:
+	// they tell the internet about the network behind the relay, and
+	// viewers outside cannot use them. With nat_ips they are gathered
+	// anyway, to be replaced by the public ones. The embedded demo config
+	// sets it.
+	AnnouncePrivate bool `yaml:"announce_private"`
 }
 
 // AuthFailures rate-limits wrong ingest keys (RTMP, WHIP) and admin tokens

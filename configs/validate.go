@@ -205,6 +205,15 @@ func (c *Config) limits(v *validator) {
 	v.atLeast("webrtc.max_pending", c.WebRTC.MaxPending, 1)
 	v.atLeast("webrtc.max_pending_per_address", c.WebRTC.MaxPendingPerAddress, 1)
 	v.atLeast("webrtc.max_viewers_per_address", c.WebRTC.MaxViewersPerAddress, 1)
+	if b := c.WebRTC.Bind; b != "" && net.ParseIP(b) == nil {
+		v.add("webrtc.bind", "%s is not an IP address: use e.g. \"203.0.113.7\", or leave it empty for every interface", v.show("webrtc.bind", b))
+	}
+	for i, name := range c.WebRTC.Interfaces {
+		if name == "" || strings.ContainsAny(name, " /\t\r\n") {
+			path := "webrtc.interfaces[" + strconv.Itoa(i) + "]"
+			v.add(path, "%s is not a network interface name: use e.g. \"eth0\"", v.show(path, name))
+		}
+	}
 	v.atLeast("auth_failures.free", c.AuthFailures.Free, 0)
 	v.positive("auth_failures.window", c.AuthFailures.Window)
 	v.positive("auth_failures.max_wait", c.AuthFailures.MaxWait)

@@ -96,6 +96,7 @@ rtsp: {listen: ""}
 admin: {listen: "127.0.0.1:0"}
 webrtc:
   udp_port: 0
+  announce_loopback: true
   ice_servers:
     - {urls: [%q], secret: %q, ttl: 10m}
 channels:

@@ -3,9 +3,14 @@ package webrtc
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // Defaults of the per-address limits (Config fields at 0).
@@ -109,4 +114,40 @@ func refusalReason(err error) string {
 		return "address_busy"
 	}
 	return "server_full"
+}
+
+// setCandidateFilters keeps the ICE candidates to the addresses the
+// operator wants announced: only the bind address when set, only the
+// listed interfaces, and no private or link-local address unless allowed
+// (they describe the network behind the relay and cannot be reached from
+// outside). With NAT rules the private addresses are gathered: the rules
+// replace them with the public ones.
+func setCandidateFilters(se *webrtc.SettingEngine, cfg Config) {
+	if len(cfg.Interfaces) > 0 {
+		names := slices.Clone(cfg.Interfaces)
+		se.SetInterfaceFilter(func(name string) bool { return slices.Contains(names, name) })
+	}
+	bind, _ := netip.ParseAddr(cfg.Host)
+	se.SetIPFilter(func(ip net.IP) bool {
+		return announce(ip, bind, cfg.IncludePrivate || len(cfg.NATIPs) > 0)
+	})
+}
+
+// announce says whether a local address may be an ICE candidate.
+func announce(ip net.IP, bind netip.Addr, private bool) bool {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	if bind.IsValid() && !bind.IsUnspecified() && a != bind.Unmap() {
+		return false
+	}
+	if a.IsLoopback() {
+		return true // SetIncludeLoopbackCandidate decides
+	}
+	if a.IsPrivate() || a.IsLinkLocalUnicast() {
+		return private
+	}
+	return true
 }

@@ -69,6 +69,13 @@ type Config struct {
 	// IncludeLoopback announces 127.0.0.1 candidates (tests and
 	// same-machine viewers).
 	IncludeLoopback bool
+	// IncludePrivate announces private and link-local addresses (LAN
+	// viewers). Without it they are not gathered, unless NATIPs rewrite
+	// them to public ones.
+	IncludePrivate bool
+	// Interfaces, when set, are the only network interfaces whose
+	// addresses are gathered.
+	Interfaces []string
 	// MaxCandidates bounds each session's remote ICE candidates (offer and
 	// trickle); 0 means DefaultMaxCandidates.
 	MaxCandidates int
@@ -172,6 +179,7 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	s.se.SetNetworkTypes(types)
 	s.se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	s.se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	setCandidateFilters(&s.se, cfg)
 	// A vanished viewer is reaped within 10 s: 3 s without traffic marks
 	// it disconnected, 8 s failed, checked every second (pion checks at
 	// the keepalive interval: 4 s + 6 s with 2 s keepalives took 10-12 s).

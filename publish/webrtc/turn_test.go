@@ -4,7 +4,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -49,6 +51,34 @@ func TestTURNRESTLinks(t *testing.T) {
 				require.Equal(t, base64.StdEncoding.EncodeToString(mac.Sum(nil)), m[3])
 				require.False(t, strings.Contains(strings.Join(r.Header.Values("Link"), ""), secret))
 			}
+		})
+	}
+}
+
+// TestAnnounce: which local addresses become ICE candidates.
+func TestAnnounce(t *testing.T) {
+	bind := netip.MustParseAddr("203.0.113.7")
+	for _, tc := range []struct {
+		ip      string
+		bind    netip.Addr
+		private bool
+		want    bool
+	}{
+		{"203.0.113.7", netip.Addr{}, false, true},
+		{"2001:db8::1", netip.Addr{}, false, true},
+		{"192.168.1.10", netip.Addr{}, false, false},
+		{"10.0.0.5", netip.Addr{}, false, false},
+		{"fd00::5", netip.Addr{}, false, false},
+		{"169.254.3.4", netip.Addr{}, false, false},
+		{"fe80::1", netip.Addr{}, false, false},
+		{"192.168.1.10", netip.Addr{}, true, true},
+		{"127.0.0.1", netip.Addr{}, false, true}, // pion's loopback flag decides
+		{"203.0.113.8", bind, false, false},
+		{"203.0.113.7", bind, false, true},
+		{"203.0.113.7", netip.IPv4Unspecified(), false, true},
+	} {
+		t.Run(tc.ip, func(t *testing.T) {
+			require.Equal(t, tc.want, announce(net.ParseIP(tc.ip), tc.bind, tc.private))
 		})
 	}
 }
