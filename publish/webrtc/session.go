@@ -382,25 +382,38 @@ func (s *session) readRTCP(sender *webrtc.RTPSender, kind int) {
 		if err != nil {
 			return
 		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.TransportLayerNack:
-				if kind == 0 {
-					s.retransmit(p)
-				}
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				select {
-				case s.pli <- struct{}{}:
-				default:
-				}
-			case *rtcp.ReceiverReport:
-				s.onReports(p.Reports, kind)
-			case *rtcp.SenderReport:
-				s.onReports(p.Reports, kind)
+		s.handleRTCP(pkts, kind)
+	}
+}
+
+// handleRTCP acts on the viewer's RTCP (kind 0: video, 1: audio): NACKs
+// are answered from the ring, PLI/FIR wake the writer, reports feed the
+// metrics. Whatever the viewer sends, it costs at most one retransmission
+// per ring entry named.
+func (s *session) handleRTCP(pkts []rtcp.Packet, kind int) {
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.TransportLayerNack:
+			if kind == 0 {
+				s.retransmit(p)
 			}
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			select {
+			case s.pli <- struct{}{}:
+			default:
+			}
+		case *rtcp.ReceiverReport:
+			s.onReports(p.Reports, kind)
+		case *rtcp.SenderReport:
+			s.onReports(p.Reports, kind)
 		}
 	}
 }
+
+// maxRetransmits bounds the packets one NACK message makes seance resend:
+// a browser names a few lost packets at a time, while a 1.5 KB NACK can
+// name the same packet thousands of times.
+const maxRetransmits = 128
 
 // retransmit answers a NACK (RFC 4585 6.2.1) from the shared payloads.
 func (s *session) retransmit(n *rtcp.TransportLayerNack) {
@@ -409,8 +422,19 @@ func (s *session) retransmit(n *rtcp.TransportLayerNack) {
 		return
 	}
 	var hdr rtp.Header
+	var sent [ringSize / 64]uint64 // ring slots resent for this message
+	budget := maxRetransmits
 	for _, pair := range n.Nacks {
 		for _, seq := range pair.PacketList() {
+			slot := seq % ringSize
+			if sent[slot/64]&(1<<(slot%64)) != 0 {
+				continue
+			}
+			if budget == 0 {
+				return
+			}
+			sent[slot/64] |= 1 << (slot % 64)
+			budget--
 			s.ringMu.Lock()
 			e := s.ring[seq%ringSize]
 			s.ringMu.Unlock()
