@@ -228,7 +228,8 @@ func (s *Server) handle(nc net.Conn, addr netip.Addr) {
 	authBy := time.Now().Add(s.cfg.AuthTimeout)
 	_ = nc.SetDeadline(authBy)
 	_ = nc.SetReadDeadline(time.Now().Add(min(s.cfg.FirstByteTimeout, s.cfg.AuthTimeout)))
-	sc := &gortmplib.ServerConn{RW: &firstByteConn{Conn: nc, then: authBy}}
+	guard := &chunkGuard{Conn: nc}
+	sc := &gortmplib.ServerConn{RW: &firstByteConn{Conn: guard, then: authBy}}
 	ch, err := s.accept(sc)
 	if err != nil {
 		var ref *refusal
@@ -254,6 +255,7 @@ func (s *Server) handle(nc net.Conn, addr netip.Addr) {
 	// Authenticated: the connection leaves the unauthenticated bounds, and
 	// has the rest of the handshake timeout for its media headers.
 	s.cfg.Failures.Succeed(addr)
+	guard.authed.Store(true)
 	release()
 	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
 
