@@ -58,13 +58,13 @@ type chunkParser struct {
 	chunkSize uint32
 	streams   map[byte]*chunkStream
 
-	state   int // 0 basic header, 1 message header, 2 extended timestamp, 3 payload
-	fmt     byte
-	cur     *chunkStream
-	hdr     [11]byte
-	need    int
-	got     int
-	left    uint32 // payload bytes left in this chunk
+	state int // 0 basic header, 1 message header, 2 extended timestamp, 3 payload
+	fmt   byte
+	cur   *chunkStream
+	hdr   [11]byte
+	need  int
+	got   int
+	left  uint32 // payload bytes left in this chunk
 }
 
 type chunkStream struct {
