@@ -135,11 +135,9 @@ func TestListener(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	var clients []net.Conn
 	for range 3 {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		require.NoError(t, err)
-		clients = append(clients, c)
 		defer c.Close()
 	}
 	s1, s2 := <-accepted, <-accepted
