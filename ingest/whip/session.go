@@ -201,6 +201,12 @@ func (s *session) api() (*webrtc.API, error) {
 	// the channel's grace period starts.
 	se := s.srv.cfg.SettingEngine
 	se.SetICETimeouts(3*time.Second, 5*time.Second, time.Second)
+	if s.internal {
+		// seance's own publishers (the meeting capture's browser) run on
+		// this machine: they reach it over loopback, which viewers'
+		// sessions may not announce (webrtc.announce_loopback).
+		se.SetIncludeLoopbackCandidate(true)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg)), nil
 }
 
