@@ -272,7 +272,11 @@ func (s *Server) reserve(channel string, addr netip.Addr) (release func(), err e
 			return nil, ErrAddrBusy
 		}
 	}
-	rel, r := s.pending.Acquire(addrOrAny(addr))
+	acquire := s.pending.Acquire
+	if !addr.IsValid() {
+		acquire = s.pending.AcquireShared
+	}
+	rel, r := acquire(addrOrAny(addr))
 	switch r {
 	case addrlimit.AddrFull:
 		s.unreserve(channel)
@@ -303,7 +307,7 @@ func (s *Server) full(channel string) error {
 }
 
 // addrOrAny keys sessions with no known address (in-process callers)
-// apart from every client: the per-address bound does not apply to them.
+// apart from every client; they are counted in the total only.
 func addrOrAny(a netip.Addr) netip.Addr {
 	if !a.IsValid() {
 		return netip.IPv6Unspecified()
