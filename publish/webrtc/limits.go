@@ -151,3 +151,31 @@ func announce(ip net.IP, bind netip.Addr, private bool) bool {
 	}
 	return true
 }
+
+// announced lists the local addresses the filters let through, for the
+// startup log: a server whose addresses are all private announces none
+// unless told (webrtc.announce_private or nat_ips).
+func announced(cfg Config) []string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	bind, _ := netip.ParseAddr(cfg.Host)
+	var out []string
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || len(cfg.Interfaces) > 0 && !slices.Contains(cfg.Interfaces, ifc.Name) {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLoopback() && !cfg.IncludeLoopback {
+				continue
+			}
+			if announce(ipn.IP, bind, cfg.IncludePrivate || len(cfg.NATIPs) > 0) {
+				out = append(out, ipn.IP.String())
+			}
+		}
+	}
+	return out
+}

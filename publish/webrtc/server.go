@@ -191,6 +191,11 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 			return nil, fmt.Errorf("webrtc nat_ips: %w", err)
 		}
 	}
+	if addrs := announced(cfg); len(addrs) == 0 && len(cfg.NATIPs) == 0 {
+		log.Warn().Msg("no local address to announce to WebRTC viewers: set webrtc.announce_private for a LAN, webrtc.nat_ips behind NAT, or webrtc.announce_loopback for this machine")
+	} else {
+		log.Info().Strs("addresses", addrs).Strs("nat_ips", cfg.NATIPs).Msg("WebRTC candidates")
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.drained = sync.NewCond(&s.mu)
 	return s, nil
