@@ -101,3 +101,26 @@ func TestWHEPAbuseCandidates(t *testing.T) {
 	require.Less(t, peak-base, 400, "goroutines stay bounded")
 	require.Eventually(t, func() bool { return len(v.videoPackets()) > 200 }, 5*time.Second, 10*time.Millisecond, "the viewer keeps playing")
 }
+
+// TestWHEPPendingBudget: offers from many addresses that never connect
+// take at most max_pending slots (503 past it) and no viewer seat: once
+// the budget frees (unconnected offers expire after the connect timeout),
+// a real viewer takes the channel's only seat and plays.
+func TestWHEPPendingBudget(t *testing.T) {
+	e := newEnv(t, envOpts{cfg: Config{MaxPending: 3, MaxViewers: 1}})
+	offer := makeOffer(t, playOffer)
+	codes := map[int]int{}
+	for i := range 5 {
+		c := clientFrom(fmt.Sprintf("127.0.1.%d", i+1))
+		resp, err := c.Post(e.url+"/whep/demo", "application/sdp", strings.NewReader(offer))
+		require.NoError(t, err)
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+		c.CloseIdleConnections()
+	}
+	require.Equal(t, map[int]int{http.StatusCreated: 3, http.StatusServiceUnavailable: 2}, codes)
+	v := newClient(t, clientOpts{})
+	require.Eventually(t, func() bool { return v.postE(e, "demo") == nil }, 15*time.Second, 100*time.Millisecond,
+		"the pending budget frees as unconnected offers expire")
+	v.waitFirstVideo(5 * time.Second)
+}
