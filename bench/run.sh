@@ -134,7 +134,7 @@ run_seance() { # run_seance N
 		admin: {listen: "127.0.0.1:$SEANCE_ADMIN"}
 		rtmp: {listen: "127.0.0.1:$SEANCE_RTMP"}
 		rtsp: {listen: ""}
-		webrtc: {udp_port: $SEANCE_UDP}
+		webrtc: {udp_port: $SEANCE_UDP, announce_loopback: true}
 		channels:
 		  - name: bench
 		    ingest: {key: "$KEY"}

@@ -28,6 +28,8 @@ type Config struct {
 	WebRTC WebRTC `yaml:"webrtc"`
 	// HLS sets the HLS output of every live channel (/hls/{channel}/index.m3u8).
 	HLS HLS `yaml:"hls"`
+	// AuthFailures rate-limits wrong keys and tokens per address.
+	AuthFailures AuthFailures `yaml:"auth_failures"`
 	// Channels are the streams seance relays, one per council (or room). None
 	// is valid: the server then serves nothing live.
 	Channels []Channel `yaml:"channels"`
@@ -60,6 +62,18 @@ type Public struct {
 	// address in the header that is not a trusted proxy. Default none: the
 	// headers are ignored and the TCP peer is the client.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// BodyTimeout bounds the time a client has to send a request body
+	// (WHEP/WHIP offers, trickle). Default 10s. Requests without a body
+	// (SSE, held LL-HLS playlist reloads) are not bounded by it.
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// MaxConnectionsPerAddress bounds one client address's open
+	// connections. Default 512: a town hall's Wi-Fi or a mobile carrier's
+	// NAT puts hundreds of citizens behind one address. Trusted proxies
+	// are bounded only by MaxConnections.
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
+	// MaxConnections bounds every open connection of the public listener.
+	// Default 16384.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // TrustedProxyPrefixes returns TrustedProxies as address ranges (an IP
@@ -106,12 +120,28 @@ type Admin struct {
 	// Token, when set, is required as "Authorization: Bearer" on every admin
 	// route. Empty: no authentication (loopback addresses only).
 	Token Secret `yaml:"token"`
+	// Hosts are the names the admin listener answers to in the Host
+	// header, besides IP addresses and localhost, e.g. ["admin.seance.lan"].
+	// Any other name is refused (421), token or not: DNS rebinding would
+	// let a web page read the API. Default none.
+	Hosts []string `yaml:"hosts"`
 }
 
 // RTMP is the RTMP listener.
 type RTMP struct {
 	// Listen is the TCP address, host:port. Default ":1935". Empty disables it.
 	Listen string `yaml:"listen"`
+	// MaxUnauthenticated bounds connections that have not passed the key
+	// check. When reached, the address holding the most loses its oldest
+	// to a newcomer from an address holding fewer. Default 64.
+	MaxUnauthenticated int `yaml:"max_unauthenticated"`
+	// MaxUnauthenticatedPerAddress bounds one address's connections that
+	// have not passed the key check. Default 4.
+	MaxUnauthenticatedPerAddress int `yaml:"max_unauthenticated_per_address"`
+	// FirstByteTimeout closes a connection that sends nothing. Default 3s.
+	FirstByteTimeout Duration `yaml:"first_byte_timeout"`
+	// AuthTimeout bounds the time from connect to the key check. Default 5s.
+	AuthTimeout Duration `yaml:"auth_timeout"`
 }
 
 // RTSP is the RTSP server.
@@ -122,6 +152,18 @@ type RTSP struct {
 	// RTSP. Default: open.
 	Username string `yaml:"username"`
 	Password Secret `yaml:"password"`
+	// UDPPort is the even UDP port RTP is sent from, RTCP from the next
+	// one. Default 8000.
+	UDPPort int `yaml:"udp_port"`
+	// SessionTimeout bounds the time from connect to PLAY. Default 10s.
+	SessionTimeout Duration `yaml:"session_timeout"`
+	// IdleTimeout closes a connection silent this long before it plays,
+	// and a playing reader that sends nothing this long. Default 10s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxConnectionsPerAddress bounds one address's connections. Default 16.
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
+	// MaxConnections bounds every RTSP connection. Default 512.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // WebRTC sets the WebRTC transport.
@@ -140,6 +182,51 @@ type WebRTC struct {
 	// ICEServers are the STUN and TURN servers offered to browsers. Default
 	// none: no third party learns who watches.
 	ICEServers []ICEServer `yaml:"ice_servers"`
+	// MaxCandidates bounds the remote ICE candidates of one session (offer
+	// and trickle PATCHes together); past it, 422. Default 32 (a browser
+	// sends 2-10).
+	MaxCandidates int `yaml:"max_candidates"`
+	// MaxPending bounds the WebRTC sessions (WHEP) that have not connected
+	// yet, a budget apart from max_viewers, which counts viewers once ICE
+	// connects. Default 200.
+	MaxPending int `yaml:"max_pending"`
+	// MaxPendingPerAddress bounds one client address's sessions that have
+	// not connected yet; past it, 429. Default 8.
+	MaxPendingPerAddress int `yaml:"max_pending_per_address"`
+	// MaxViewersPerAddress bounds one client address's connected WebRTC
+	// viewers. Default 200: a council chamber's Wi-Fi or a carrier's NAT
+	// puts many citizens behind one address, and 200 still leaves four
+	// fifths of the default max_viewers to everybody else.
+	MaxViewersPerAddress int `yaml:"max_viewers_per_address"`
+	// Bind is the IP address the WebRTC UDP (and TCP) port binds to, and
+	// the only local address announced. Default "": every interface.
+	Bind string `yaml:"bind"`
+	// Interfaces, when set, are the network interfaces (e.g. ["eth0"])
+	// whose addresses are announced as ICE candidates. Default: all.
+	Interfaces []string `yaml:"interfaces"`
+	// AnnounceLoopback announces 127.0.0.1 and ::1 as ICE candidates, for a
+	// browser on the same machine. Default false; the embedded demo config
+	// sets it.
+	AnnounceLoopback bool `yaml:"announce_loopback"`
+	// AnnouncePrivate announces private and link-local addresses (10/8,
+	// 192.168/16, fc00::/7…), for viewers on the same LAN. Default false:
+	// they tell the internet about the network behind the relay, and
+	// viewers outside cannot use them. With nat_ips they are gathered
+	// anyway, to be replaced by the public ones. The embedded demo config
+	// sets it.
+	AnnouncePrivate bool `yaml:"announce_private"`
+}
+
+// AuthFailures rate-limits wrong ingest keys (RTMP, WHIP) and admin tokens
+// per address: after Free failures in Window, the address waits 1 s, 2 s,
+// 4 s… up to MaxWait before its next attempt is checked.
+type AuthFailures struct {
+	// Free is the failures allowed per window before backing off. Default 5.
+	Free int `yaml:"free"`
+	// Window is the period Free counts in. Default 1m.
+	Window Duration `yaml:"window"`
+	// MaxWait bounds the wait between attempts. Default 1m.
+	MaxWait Duration `yaml:"max_wait"`
 }
 
 // HLS variants.
@@ -176,8 +263,20 @@ type ICEServer struct {
 	URLs []string `yaml:"urls"`
 	// Username is the TURN user name; required for turn: and turns: URLs.
 	Username string `yaml:"username"`
-	// Credential is the TURN password; required for turn: and turns: URLs.
+	// Credential is the TURN password; a turn: server needs it or Secret.
+	// A static credential is sent to every browser in the WHEP Link
+	// headers: anyone watching can use the TURN server with it. Prefer
+	// Secret.
 	Credential Secret `yaml:"credential"`
+	// Secret is the TURN server's shared secret (coturn's
+	// static-auth-secret with use-auth-secret): each WHEP answer then
+	// carries a short-lived credential derived from it (TURN REST scheme:
+	// username "expiry:Username", credential base64(HMAC-SHA1(secret,
+	// username))), and the secret never leaves seance.
+	Secret Secret `yaml:"secret"`
+	// TTL is how long a credential derived from Secret is valid. Default 1h
+	// (a session's length: a viewer that reconnects gets a new one).
+	TTL Duration `yaml:"ttl"`
 }
 
 // Channel is one stream: one source in, any number of viewers and destinations
@@ -575,12 +674,17 @@ const (
 // leaves out keep these values, and the keys it sets, even to "" or 0, do not.
 func defaults() *Config {
 	return &Config{
-		Log:    Log{Level: "info", Format: "json"},
-		Public: Public{Listen: ":8080", FrameAncestors: []string{"*"}},
-		Admin:  Admin{Listen: "127.0.0.1:9090"},
-		RTMP:   RTMP{Listen: ":1935"},
-		RTSP:   RTSP{Listen: ":8554"},
-		WebRTC: WebRTC{UDPPort: defaultUDPPort, MaxViewers: 1000},
+		Log: Log{Level: "info", Format: "json"},
+		Public: Public{Listen: ":8080", FrameAncestors: []string{"*"},
+			BodyTimeout: Duration(10 * time.Second), MaxConnectionsPerAddress: 512, MaxConnections: 16384},
+		Admin: Admin{Listen: "127.0.0.1:9090"},
+		RTMP: RTMP{Listen: ":1935", MaxUnauthenticated: 64, MaxUnauthenticatedPerAddress: 4,
+			FirstByteTimeout: Duration(3 * time.Second), AuthTimeout: Duration(5 * time.Second)},
+		RTSP: RTSP{Listen: ":8554", UDPPort: 8000, SessionTimeout: Duration(10 * time.Second),
+			IdleTimeout: Duration(10 * time.Second), MaxConnectionsPerAddress: 16, MaxConnections: 512},
+		WebRTC: WebRTC{UDPPort: defaultUDPPort, MaxViewers: 1000,
+			MaxCandidates: 32, MaxPending: 200, MaxPendingPerAddress: 8, MaxViewersPerAddress: 200},
+		AuthFailures: AuthFailures{Free: 5, Window: Duration(time.Minute), MaxWait: Duration(time.Minute)},
 		HLS: HLS{
 			Enabled: true, Variant: HLSLowLatency, SegmentCount: 7,
 			SegmentDuration: Duration(time.Second), PartDuration: Duration(200 * time.Millisecond),

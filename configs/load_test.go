@@ -211,6 +211,8 @@ func TestDefault(t *testing.T) {
 	cfg := Default()
 	require.NoError(t, cfg.Validate())
 	want := defaults()
+	// The laptop demo announces loopback and LAN addresses.
+	want.WebRTC.AnnounceLoopback, want.WebRTC.AnnouncePrivate = true, true
 	want.Channels = []Channel{{
 		Name: "demo", Title: "Démonstration seance", Ingest: Ingest{Demo: true}, Grace: defaultGrace,
 		Replay: ReplayOff, Slate: Slate{Enabled: true}, Record: Record{Segment: defaultSegment},

@@ -101,6 +101,7 @@ func (c *Config) validate(tainted map[string][]string) []error {
 		}
 	}
 	v.webRTC(&c.WebRTC)
+	c.limits(v)
 	if c.HLS.Enabled {
 		v.hls(&c.HLS)
 	}
@@ -165,6 +166,61 @@ func (v *validator) frameAncestors(list []string) {
 	}
 }
 
+// atLeast checks that an integer limit is at least min.
+func (v *validator) atLeast(path string, n, min int) {
+	if n < min {
+		v.add(path, "%s must be at least %d", showValue(v.tainted, path, strconv.Itoa(n)), min)
+	}
+}
+
+// positive checks that a duration limit is above zero.
+func (v *validator) positive(path string, d Duration) {
+	if d <= 0 {
+		v.add(path, "%s must be a positive duration, e.g. \"10s\"", showValue(v.tainted, path, strconv.Quote(d.String())))
+	}
+}
+
+// limits checks the per-address limits and deadlines (Exposer seance sur
+// Internet in the README).
+func (c *Config) limits(v *validator) {
+	v.positive("public.body_timeout", c.Public.BodyTimeout)
+	v.atLeast("public.max_connections_per_address", c.Public.MaxConnectionsPerAddress, 1)
+	v.atLeast("public.max_connections", c.Public.MaxConnections, 1)
+	for i, h := range c.Admin.Hosts {
+		path := "admin.hosts[" + strconv.Itoa(i) + "]"
+		if h == "" || strings.ContainsAny(h, " /:@[]\t\r\n") {
+			v.add(path, "%s is not a host name: use e.g. \"admin.seance.lan\" (no port, no scheme)", v.show(path, h))
+		}
+	}
+	v.atLeast("rtmp.max_unauthenticated", c.RTMP.MaxUnauthenticated, 1)
+	v.atLeast("rtmp.max_unauthenticated_per_address", c.RTMP.MaxUnauthenticatedPerAddress, 1)
+	v.positive("rtmp.first_byte_timeout", c.RTMP.FirstByteTimeout)
+	v.positive("rtmp.auth_timeout", c.RTMP.AuthTimeout)
+	if p := c.RTSP.UDPPort; p < 1 || p > 65534 || p%2 != 0 {
+		v.add("rtsp.udp_port", "%s must be an even port from 2 to 65534 (RTCP uses the next one)", showValue(v.tainted, "rtsp.udp_port", strconv.Itoa(p)))
+	}
+	v.positive("rtsp.session_timeout", c.RTSP.SessionTimeout)
+	v.positive("rtsp.idle_timeout", c.RTSP.IdleTimeout)
+	v.atLeast("rtsp.max_connections_per_address", c.RTSP.MaxConnectionsPerAddress, 1)
+	v.atLeast("rtsp.max_connections", c.RTSP.MaxConnections, 1)
+	v.atLeast("webrtc.max_candidates", c.WebRTC.MaxCandidates, 1)
+	v.atLeast("webrtc.max_pending", c.WebRTC.MaxPending, 1)
+	v.atLeast("webrtc.max_pending_per_address", c.WebRTC.MaxPendingPerAddress, 1)
+	v.atLeast("webrtc.max_viewers_per_address", c.WebRTC.MaxViewersPerAddress, 1)
+	if b := c.WebRTC.Bind; b != "" && net.ParseIP(b) == nil {
+		v.add("webrtc.bind", "%s is not an IP address: use e.g. \"203.0.113.7\", or leave it empty for every interface", v.show("webrtc.bind", b))
+	}
+	for i, name := range c.WebRTC.Interfaces {
+		if name == "" || strings.ContainsAny(name, " /\t\r\n") {
+			path := "webrtc.interfaces[" + strconv.Itoa(i) + "]"
+			v.add(path, "%s is not a network interface name: use e.g. \"eth0\"", v.show(path, name))
+		}
+	}
+	v.atLeast("auth_failures.free", c.AuthFailures.Free, 0)
+	v.positive("auth_failures.window", c.AuthFailures.Window)
+	v.positive("auth_failures.max_wait", c.AuthFailures.MaxWait)
+}
+
 func (v *validator) webRTC(w *WebRTC) {
 	if w.UDPPort < 0 || w.UDPPort > 65535 {
 		v.add("webrtc.udp_port", "%s is out of range 1-65535",
@@ -204,8 +260,15 @@ func (v *validator) webRTC(w *WebRTC) {
 				v.add(upath, "%s is not valid: use a stun:, stuns:, turn: or turns: URL, e.g. \"stun:stun.example.fr:3478\"", v.show(upath, u))
 			}
 		}
-		if turn && (s.Username == "" || !s.Credential.IsSet()) {
-			v.add(path, "a turn: server needs username and credential")
+		switch {
+		case s.Secret.IsSet() && s.Credential.IsSet():
+			v.add(path, "set credential (static) or secret (short-lived credentials), not both")
+		case turn && s.Secret.IsSet():
+		case turn && (s.Username == "" || !s.Credential.IsSet()):
+			v.add(path, "a turn: server needs username and credential, or secret")
+		}
+		if s.TTL < 0 {
+			v.add(path+".ttl", "%s must not be negative: 0 means 1h", showValue(v.tainted, path+".ttl", strconv.Quote(s.TTL.String())))
 		}
 	}
 }

@@ -232,7 +232,39 @@ webrtc:
 `,
 		want: "webrtc.ice_servers[0].urls: must list at least one stun:, stuns:, turn: or turns: URL\n" +
 			`webrtc.ice_servers[1].urls[0]: "https://stun.example.fr" is not valid: use a stun:, stuns:, turn: or turns: URL, e.g. "stun:stun.example.fr:3478"` + "\n" +
-			"webrtc.ice_servers[1]: a turn: server needs username and credential",
+			"webrtc.ice_servers[1]: a turn: server needs username and credential, or secret",
+	},
+	{
+		name: "turn secret and static credential",
+		yaml: `
+webrtc:
+  ice_servers:
+    - {urls: ["turn:turn.example.fr:3478"], username: seance, credential: pw, secret: s3cret}
+    - {urls: ["turn:turn.example.fr:3478"], secret: s3cret, ttl: -1s}
+`,
+		want: "webrtc.ice_servers[0]: set credential (static) or secret (short-lived credentials), not both\n" +
+			`webrtc.ice_servers[1].ttl: "-1s" must not be negative: 0 means 1h`,
+	},
+	{
+		name: "limits",
+		yaml: `
+public: {body_timeout: 0s, max_connections_per_address: 0}
+admin: {hosts: ["admin.lan:9090"]}
+rtmp: {max_unauthenticated_per_address: 0, first_byte_timeout: -1s}
+rtsp: {udp_port: 8001, max_connections: 0}
+webrtc: {max_candidates: 0, max_pending_per_address: -2}
+auth_failures: {window: 0s}
+`,
+		want: `public.body_timeout: "0s" must be a positive duration, e.g. "10s"` + "\n" +
+			"public.max_connections_per_address: 0 must be at least 1\n" +
+			`admin.hosts[0]: "admin.lan:9090" is not a host name: use e.g. "admin.seance.lan" (no port, no scheme)` + "\n" +
+			"rtmp.max_unauthenticated_per_address: 0 must be at least 1\n" +
+			`rtmp.first_byte_timeout: "-1s" must be a positive duration, e.g. "10s"` + "\n" +
+			"rtsp.udp_port: 8001 must be an even port from 2 to 65534 (RTCP uses the next one)\n" +
+			"rtsp.max_connections: 0 must be at least 1\n" +
+			"webrtc.max_candidates: 0 must be at least 1\n" +
+			"webrtc.max_pending_per_address: -2 must be at least 1\n" +
+			`auth_failures.window: "0s" must be a positive duration, e.g. "10s"`,
 	},
 	{
 		name: "channel name",

@@ -23,6 +23,9 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 # promtool checks configs/prometheus (Debian ships it in the prometheus package).
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# Debian's coturn relays a WebRTC viewer with short-lived TURN REST
+# credentials (use-auth-secret) in the TURN end-to-end test.
+command -v turnserver >/dev/null 2>&1 || need+=(coturn)
 # slate/gen-slates.sh (make slates) draws the built-in slates' text with the
 # DejaVu fonts; the tests only read the committed slates.
 [ -r /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need+=(fonts-dejavu-core)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/configs"
 	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
@@ -88,6 +89,16 @@ type AdminConfig struct {
 	// dashboard was loaded from, on that port. Empty: no previews.
 	PublicURL string
 
+	// Hosts are the names, besides IP addresses and localhost, the admin
+	// listener answers to in the Host header (admin.hosts), e.g.
+	// "admin.seance.lan". Others get 421: DNS rebinding.
+	Hosts []string
+	// Registerer takes the admin listener's own metrics; nil: none.
+	Registerer prometheus.Registerer
+	// Failures rate-limits wrong tokens per address; nil makes one with
+	// addrlimit's defaults.
+	Failures *addrlimit.Failures
+
 	// Test knobs; zero means the default.
 	heartbeat    time.Duration // SSE keep-alive comments: 15 s
 	writeTimeout time.Duration // one SSE write: 10 s
@@ -112,6 +123,9 @@ type admin struct {
 	sinks  atomic.Pointer[sinks]
 	meets  atomic.Pointer[map[string]Meeting]
 	recs   atomic.Pointer[map[string]Recorder]
+
+	met      *adminMetrics
+	failures *addrlimit.Failures
 
 	histMu  sync.Mutex
 	history map[string]*history
@@ -216,13 +230,18 @@ func newAdmin(cfg AdminConfig, hub Channels, log zerolog.Logger) (*admin, error)
 	if cfg.Token.IsSet() {
 		pairs = []string{cfg.Token.Value(), "[redacted]"}
 	}
+	if cfg.Failures == nil {
+		cfg.Failures = addrlimit.NewDefaultFailures()
+	}
 	a := &admin{
-		cfg:     cfg,
-		hub:     hub,
-		log:     log,
-		mux:     http.NewServeMux(),
-		history: map[string]*history{},
-		scrub:   strings.NewReplacer(pairs...),
+		cfg:      cfg,
+		met:      newAdminMetrics(cfg.Registerer),
+		failures: cfg.Failures,
+		hub:      hub,
+		log:      log,
+		mux:      http.NewServeMux(),
+		history:  map[string]*history{},
+		scrub:    strings.NewReplacer(pairs...),
 	}
 	a.events = newBroker(cfg.sseBuffer, log)
 	a.sinks.Store(&sinks{dests: cfg.Destinations, pulls: cfg.Pulls})
@@ -272,7 +291,7 @@ func (a *admin) dashboardAsset(w http.ResponseWriter, r *http.Request) {
 
 // handler is the admin listener's handler: headers, auth, then the routes.
 func (a *admin) handler() http.Handler {
-	return adminHeaders(a.auth(http.HandlerFunc(a.route)))
+	return adminHeaders(a.guard(a.auth(http.HandlerFunc(a.route))))
 }
 
 // adminHeaders: admin answers are not cached by intermediaries, framed, or
@@ -343,8 +362,15 @@ func (a *admin) auth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if a.throttled(w, r) {
+			return
+		}
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
+			if len(got) > 0 {
+				// A guess; a missing token is the dashboard asking.
+				a.failed(r)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="seance admin"`)
 			a.fail(w, r, http.StatusUnauthorized, "unauthorized", "missing or wrong admin token: send Authorization: Bearer <token>", nil)
 			return

@@ -32,7 +32,7 @@ func TestDashboardPage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hub, _ := newHub(t)
-			cfg := AdminConfig{PublicURL: tc.publicURL}
+			cfg := AdminConfig{PublicURL: tc.publicURL, Hosts: []string{"relay.lan", "x;script-src"}}
 			if tc.token {
 				cfg.Token = adminToken
 			}

@@ -1,9 +1,13 @@
 package web
 
 import (
+	"cmp"
 	"net/http"
 	"net/netip"
 	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rs/zerolog"
 
@@ -33,7 +37,35 @@ type PublicConfig struct {
 	// the client's address in Request.RemoteAddr (see withClientAddr).
 	// Empty: the headers are ignored.
 	TrustedProxies []netip.Prefix
+	// BodyTimeout bounds the time to read a request body (POST, PATCH,
+	// PUT: WHEP and WHIP offers, trickle); 0 means DefaultBodyTimeout.
+	// Requests without a body (SSE, held LL-HLS playlist reloads) are not
+	// bounded by it.
+	BodyTimeout time.Duration
+	// MaxConnsPerAddr bounds the open connections of one client address;
+	// 0 means DefaultMaxConnsPerAddr, negative no bound. Trusted proxies
+	// are not bounded per address (every client behind them shares it):
+	// the proxy should bound its clients.
+	MaxConnsPerAddr int
+	// MaxConns bounds the listener's open connections; 0 means
+	// DefaultMaxConns, negative no bound.
+	MaxConns int
+	// Registerer takes the listener's metrics; nil: none.
+	Registerer prometheus.Registerer
 }
+
+// Defaults of PublicConfig's limits.
+const (
+	// DefaultBodyTimeout: an SDP offer is a few KiB, sent at once.
+	DefaultBodyTimeout = 10 * time.Second
+	// DefaultMaxConnsPerAddr: a town hall's Wi-Fi or a carrier's NAT puts
+	// hundreds of citizens behind one address, each browser holding one
+	// or two keep-alive connections (HLS, the channel API); 512 keeps room
+	// for ~250 of them.
+	DefaultMaxConnsPerAddr = 512
+	// DefaultMaxConns bounds the descriptors the public listener holds.
+	DefaultMaxConns = 16384
+)
 
 // NewPublic binds the public listener. Its pages (/, /watch/{channel},
 // /embed/{channel}) set no cookie and load nothing from another origin.
@@ -60,10 +92,11 @@ func NewPublic(cfg PublicConfig, hub Channels, log zerolog.Logger) (*Server, err
 	mux.HandleFunc("GET /watch/{channel}", pg.watch)
 	mux.HandleFunc("GET /embed/{channel}", pg.embed)
 	mux.Handle("GET /static/{file}", pg.assets)
-	s, err := newServer("public", cfg.Listen, withClientAddr(cfg.TrustedProxies, securityHeaders(mux)), log)
+	s, err := newServer("public", cfg.Listen, withClientAddr(cfg.TrustedProxies, bodyDeadline(cmp.Or(cfg.BodyTimeout, DefaultBodyTimeout), securityHeaders(mux))), log)
 	if err != nil {
 		return nil, err
 	}
+	s.ln = limitListener(s.ln, cfg, log)
 	s.public = p
 	return s, nil
 }

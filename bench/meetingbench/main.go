@@ -228,7 +228,7 @@ admin: {listen: "127.0.0.1:%d"}
 rtmp: {listen: ""}
 rtsp: {listen: ""}
 hls: {enabled: false}
-webrtc: {udp_port: %d}
+webrtc: {udp_port: %d, announce_loopback: true}
 channels:
   - name: bench
     ingest:

@@ -37,7 +37,7 @@ func dashboardConfig(t *testing.T, adminPort, publicPort int) string {
 public: {listen: "127.0.0.1:%d"}
 rtmp: {listen: "127.0.0.1:0"}
 rtsp: {listen: ""}
-webrtc: {udp_port: 0}
+webrtc: {udp_port: 0, announce_loopback: true}
 admin: {listen: "127.0.0.1:%d", token: %q}
 channels:
   - name: demo

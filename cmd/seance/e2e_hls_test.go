@@ -154,7 +154,7 @@ public: {listen: "127.0.0.1:0", trusted_proxies: ["127.0.0.1"]}
 admin: {listen: "127.0.0.1:0"}
 rtmp: {listen: ""}
 rtsp: {listen: ""}
-webrtc: {udp_port: 0}
+webrtc: {udp_port: 0, announce_loopback: true}
 channels:
   - name: demo
     ingest: {demo: true}

@@ -369,7 +369,7 @@ public: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:%d"}
 rtmp: {listen: "127.0.0.1:%d"}
 rtsp: {listen: ""}
-webrtc: {udp_port: 0}
+webrtc: {udp_port: 0, announce_loopback: true}
 channels:
   - name: bourg
     ingest: {key: %q}
@@ -455,7 +455,7 @@ public: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:0", token: %q}
 rtmp: {listen: ""}
 rtsp: {listen: ""}
-webrtc: {udp_port: 0}
+webrtc: {udp_port: 0, announce_loopback: true}
 channels:
   - %s
 `, token, channel), 0o600))

@@ -31,7 +31,7 @@ const listeners = `
 public: {listen: "127.0.0.1:0"}
 rtmp: {listen: "127.0.0.1:0"}
 rtsp: {listen: ""}
-webrtc: {udp_port: 0}
+webrtc: {udp_port: 0, announce_loopback: true}
 `
 
 // TestE2EJibriToTwoDestinations: Jibri pushes a session; seance forwards it

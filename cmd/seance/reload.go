@@ -56,6 +56,7 @@ func configDiff(old, cur *configs.Config) reloadResult {
 		{"rtsp", old.RTSP, cur.RTSP},
 		{"webrtc", old.WebRTC, cur.WebRTC},
 		{"hls", old.HLS, cur.HLS},
+		{"auth_failures", old.AuthFailures, cur.AuthFailures},
 	} {
 		if !reflect.DeepEqual(f.old, f.cur) {
 			res.RestartNeeded = append(res.RestartNeeded, f.key)

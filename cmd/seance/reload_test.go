@@ -76,7 +76,7 @@ channels:
 		{"listeners need a restart", `
 public: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:9999"}
-webrtc: {udp_port: 0}
+webrtc: {udp_port: 0, announce_loopback: true}
 hls: {variant: fmp4}
 channels:
   - {name: a, ingest: {demo: true}}
@@ -187,7 +187,7 @@ public: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:0", token: %q}
 rtmp: {listen: "127.0.0.1:0"}
 rtsp: {listen: ""}
-webrtc: {udp_port: 0}
+webrtc: {udp_port: 0, announce_loopback: true}
 channels:
   - name: keep
     ingest: {demo: true}
@@ -301,7 +301,7 @@ public: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:0"}
 rtmp: {listen: ""}
 rtsp: {listen: ""}
-webrtc: {udp_port: 0}
+webrtc: {udp_port: 0, announce_loopback: true}
 channels:
   - {name: demo, ingest: {demo: true}}
 `, "")

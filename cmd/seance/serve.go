@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
+	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/configs"
 	"github.com/seance-relay/seance/ingest/meeting"
 	"github.com/seance-relay/seance/ingest/pull"
@@ -140,8 +141,20 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 
 	var rtmpSrv *ingestrtmp.Server
 	keys := ingestKeys(cfg)
+	// One record of wrong keys and tokens per address, whichever
+	// listener they were tried on.
+	af := cfg.AuthFailures
+	failures := addrlimit.NewFailures(af.Free, time.Duration(af.Window), time.Duration(af.MaxWait))
 	if cfg.RTMP.Listen != "" {
-		s, err := ingestrtmp.New(ingestrtmp.Config{Listen: cfg.RTMP.Listen, Keys: keys}, hub, log, reg)
+		s, err := ingestrtmp.New(ingestrtmp.Config{
+			Listen:            cfg.RTMP.Listen,
+			Keys:              keys,
+			MaxPending:        cfg.RTMP.MaxUnauthenticated,
+			MaxPendingPerAddr: cfg.RTMP.MaxUnauthenticatedPerAddress,
+			FirstByteTimeout:  time.Duration(cfg.RTMP.FirstByteTimeout),
+			AuthTimeout:       time.Duration(cfg.RTMP.AuthTimeout),
+			Failures:          failures,
+		}, hub, log, reg)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +173,14 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		NATIPs:            cfg.WebRTC.NATIPs,
 		MaxViewers:        cfg.WebRTC.MaxViewers,
 		ChannelMaxViewers: chMax,
-		IncludeLoopback:   true,
+		Host:              cfg.WebRTC.Bind,
+		IncludeLoopback:   cfg.WebRTC.AnnounceLoopback,
+		IncludePrivate:    cfg.WebRTC.AnnouncePrivate,
+		Interfaces:        cfg.WebRTC.Interfaces,
+		MaxCandidates:     cfg.WebRTC.MaxCandidates,
+		MaxPending:        cfg.WebRTC.MaxPending,
+		MaxPendingPerAddr: cfg.WebRTC.MaxPendingPerAddress,
+		MaxViewersPerAddr: cfg.WebRTC.MaxViewersPerAddress,
 	}, hub, log, reg)
 	if err != nil {
 		return nil, err
@@ -168,7 +188,8 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	bound = append(bound, rtc)
 	add("webrtc", rtc)
 	// WHIP publishers share the viewers' UDP port and ICE settings.
-	whipSrv, err := ingestwhip.New(ingestwhip.Config{Keys: keys, SettingEngine: rtc.SettingEngine()}, hub, log, reg)
+	whipSrv, err := ingestwhip.New(ingestwhip.Config{Keys: keys, SettingEngine: rtc.SettingEngine(),
+		MaxCandidates: cfg.WebRTC.MaxCandidates, Failures: failures}, hub, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -207,9 +228,14 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	viewersBy := map[string]func(string) int{"webrtc": rtc.Viewers}
 	if cfg.RTSP.Listen != "" {
 		rs, err := pubrtsp.New(pubrtsp.Config{
-			Listen:   cfg.RTSP.Listen,
-			Username: cfg.RTSP.Username,
-			Password: cfg.RTSP.Password,
+			Listen:          cfg.RTSP.Listen,
+			Username:        cfg.RTSP.Username,
+			Password:        cfg.RTSP.Password,
+			UDPPort:         rtspUDPPort(cfg.RTSP),
+			SessionTimeout:  time.Duration(cfg.RTSP.SessionTimeout),
+			IdleTimeout:     time.Duration(cfg.RTSP.IdleTimeout),
+			MaxConnsPerAddr: cfg.RTSP.MaxConnectionsPerAddress,
+			MaxConns:        cfg.RTSP.MaxConnections,
 		}, hub, log, reg)
 		if err != nil {
 			return nil, err
@@ -221,7 +247,8 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 	var ice []pubwebrtc.ICEServer
 	for _, s := range cfg.WebRTC.ICEServers {
-		ice = append(ice, pubwebrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential.Value()})
+		ice = append(ice, pubwebrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential.Value(),
+			Secret: s.Secret.Value(), TTL: time.Duration(s.TTL)})
 	}
 	// The HLS output reuses the viewer metric families too.
 	handlers := map[string]http.Handler{"/whep/": rtc.Handler(ice), "/whip/": whipSrv.Handler()}
@@ -243,12 +270,16 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 
 	pub, err := web.NewPublic(web.PublicConfig{
-		Listen:         cfg.Public.Listen,
-		Handlers:       handlers,
-		Viewers:        viewers,
-		Replays:        replays,
-		FrameAncestors: cfg.Public.FrameAncestors,
-		TrustedProxies: cfg.Public.TrustedProxyPrefixes(),
+		Listen:          cfg.Public.Listen,
+		Handlers:        handlers,
+		Viewers:         viewers,
+		Replays:         replays,
+		FrameAncestors:  cfg.Public.FrameAncestors,
+		TrustedProxies:  cfg.Public.TrustedProxyPrefixes(),
+		BodyTimeout:     time.Duration(cfg.Public.BodyTimeout),
+		MaxConnsPerAddr: cfg.Public.MaxConnectionsPerAddress,
+		MaxConns:        cfg.Public.MaxConnections,
+		Registerer:      reg,
 	}, hub, log)
 	if err != nil {
 		return nil, err
@@ -266,6 +297,9 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		},
 		Listen:       cfg.Admin.Listen,
 		Token:        cfg.Admin.Token,
+		Hosts:        cfg.Admin.Hosts,
+		Registerer:   reg,
+		Failures:     failures,
 		Gatherer:     reg,
 		Destinations: dests,
 		Viewers:      viewersBy,
@@ -284,6 +318,15 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	a := &app{log: log, cfg: cfg, hub: hub, slates: slates, rtmp: rtmpSrv, whip: whipSrv, webrtc: rtc, public: pub, admin: adm, set: set, runners: runners, names: names}
 	reload = a.reload
 	return a, nil
+}
+
+// rtspUDPPort is the RTSP output's UDP port: rtsp.udp_port, or a free pair
+// when the TCP port is 0 and the UDP port the default (tests).
+func rtspUDPPort(c configs.RTSP) int {
+	if _, port, _ := net.SplitHostPort(c.Listen); port == "0" && c.UDPPort == pubrtsp.DefaultUDPPort {
+		return 0
+	}
+	return c.UDPPort
 }
 
 // run runs every component until ctx is cancelled or one fails, then

@@ -55,7 +55,7 @@ public: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:%d"}
 rtmp: {listen: "127.0.0.1:0"}
 rtsp: {listen: ""}
-webrtc: {udp_port: 0}
+webrtc: {udp_port: 0, announce_loopback: true}
 channels:
   - {name: demo, ingest: {demo: true}}
 `, admin), 0o600))
@@ -117,7 +117,7 @@ public: {listen: "127.0.0.1:0"}
 admin: {listen: "127.0.0.1:%d"}
 rtmp: {listen: "127.0.0.1:0"}
 rtsp: {listen: ""}
-webrtc: {udp_port: 0}
+webrtc: {udp_port: 0, announce_loopback: true}
 channels:
   - {name: demo, ingest: {demo: true}}
 `, admin)

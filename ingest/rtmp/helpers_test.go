@@ -73,6 +73,12 @@ type testServer struct {
 // unset key. It is stopped when the test ends.
 func startServer(t testing.TB) *testServer {
 	t.Helper()
+	return startServerWith(t, nil)
+}
+
+// startServerWith is startServer with the config changed by edit.
+func startServerWith(t testing.TB, edit func(*Config)) *testServer {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	logs := &syncBuffer{}
 	log := zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), logs))
@@ -82,14 +88,18 @@ func startServer(t testing.TB) *testServer {
 		{Name: "nokey", Title: "Sans clé"},
 		{Name: "emptykey", Title: "Clé vide"},
 	}, log, relay.NewMetrics(reg))
-	srv, err := New(Config{
+	cfg := Config{
 		Listen: "127.0.0.1:0",
 		Keys: map[string]configs.Secret{
 			testChannel: testKey,
 			"other":     otherKey,
 			"emptykey":  "",
 		},
-	}, hub, log, reg)
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := New(cfg, hub, log, reg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{srv: srv, hub: hub, reg: reg, logs: logs, cancel: cancel, done: make(chan error, 1)}

@@ -3,10 +3,12 @@
 package rtmp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/rs/zerolog"
 
+	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/configs"
 	"github.com/seance-relay/seance/relay"
 )
@@ -29,10 +32,20 @@ const (
 	// readTimeout is how long a publisher may stay silent before it is
 	// considered gone.
 	readTimeout = 10 * time.Second
-	// maxPending bounds connections still in their handshake, so a flood
-	// of idle sockets cannot exhaust the server; live publishers do not
-	// count.
-	maxPending = 64
+	// DefaultMaxPending bounds connections that have not authenticated
+	// (Config.MaxPending at 0): a flood of idle sockets cannot exhaust the
+	// server; live publishers do not count.
+	DefaultMaxPending = 64
+	// DefaultMaxPendingPerAddr bounds one address's connections that have
+	// not authenticated (Config.MaxPendingPerAddr at 0): a publisher makes
+	// one at a time, and retries after a drop.
+	DefaultMaxPendingPerAddr = 4
+	// DefaultFirstByteTimeout is how long a new connection may stay
+	// silent (Config.FirstByteTimeout at 0): an encoder speaks at once.
+	DefaultFirstByteTimeout = 3 * time.Second
+	// DefaultAuthTimeout bounds the handshake, connect and publish up to
+	// the key check (Config.AuthTimeout at 0).
+	DefaultAuthTimeout = 5 * time.Second
 )
 
 // Config configures the RTMP listener.
@@ -42,6 +55,22 @@ type Config struct {
 	// Keys maps each channel that accepts pushes to its ingest key.
 	// Channels not in the map refuse RTMP pushes. SetKeys replaces it.
 	Keys map[string]configs.Secret
+	// MaxPending bounds connections that have not authenticated; when it
+	// is reached, the address holding the most loses its oldest one to a
+	// newcomer from an address holding fewer. 0 means DefaultMaxPending.
+	MaxPending int
+	// MaxPendingPerAddr bounds one address's connections that have not
+	// authenticated; 0 means DefaultMaxPendingPerAddr.
+	MaxPendingPerAddr int
+	// FirstByteTimeout closes a connection that sends nothing; 0 means
+	// DefaultFirstByteTimeout.
+	FirstByteTimeout time.Duration
+	// AuthTimeout bounds the time from accept to the key check; 0 means
+	// DefaultAuthTimeout.
+	AuthTimeout time.Duration
+	// Failures rate-limits wrong keys per address; nil makes one with
+	// addrlimit's defaults.
+	Failures *addrlimit.Failures
 }
 
 // keySet is the keys in force and the replacer that hides them in logs.
@@ -67,17 +96,20 @@ type channels interface {
 
 // Server accepts RTMP publishers.
 type Server struct {
-	cfg     Config
-	hub     channels
-	log     zerolog.Logger
-	ln      net.Listener
-	pending chan struct{}
-	conns   prometheus.CounterVec
+	cfg   Config
+	hub   channels
+	log   zerolog.Logger
+	ln    net.Listener
+	conns prometheus.CounterVec
 
 	mu   sync.Mutex
 	open map[net.Conn]struct{}
-	wg   sync.WaitGroup
-	keys atomic.Pointer[keySet]
+	// pending are the connections that have not authenticated, by
+	// address (addrlimit.Key), oldest first; npending counts them.
+	pending  map[netip.Addr][]net.Conn
+	npending int
+	wg       sync.WaitGroup
+	keys     atomic.Pointer[keySet]
 }
 
 // New binds the listener; it fails at once if the port is taken.
@@ -86,16 +118,23 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	if err != nil {
 		return nil, fmt.Errorf("rtmp listener on %s: %w", cfg.Listen, err)
 	}
+	cfg.MaxPending = cmp.Or(cfg.MaxPending, DefaultMaxPending)
+	cfg.MaxPendingPerAddr = cmp.Or(cfg.MaxPendingPerAddr, DefaultMaxPendingPerAddr)
+	cfg.FirstByteTimeout = cmp.Or(cfg.FirstByteTimeout, DefaultFirstByteTimeout)
+	cfg.AuthTimeout = cmp.Or(cfg.AuthTimeout, DefaultAuthTimeout)
+	if cfg.Failures == nil {
+		cfg.Failures = addrlimit.NewDefaultFailures()
+	}
 	s := &Server{
 		cfg:     cfg,
 		hub:     hub,
 		log:     log.With().Str("component", "ingest.rtmp").Logger(),
 		ln:      ln,
-		pending: make(chan struct{}, maxPending),
+		pending: make(map[netip.Addr][]net.Conn),
 		open:    make(map[net.Conn]struct{}),
 		conns: *promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "seance_rtmp_connections_total",
-			Help: "RTMP connections by result (accepted, bad_key, unknown_channel, busy, play_refused, unsupported, bad_request, overloaded).",
+			Help: "RTMP connections by result (accepted, bad_key, throttled, unknown_channel, busy, play_refused, unsupported, bad_request, overloaded, address_busy, evicted).",
 		}, []string{"result"}),
 	}
 	s.keys.Store(newKeySet(cfg.Keys))
@@ -140,18 +179,17 @@ func (s *Server) Run(ctx context.Context) error {
 			<-ctx.Done()
 			return fmt.Errorf("rtmp accept: %w", err)
 		}
-		select {
-		case s.pending <- struct{}{}:
-		default:
-			s.conns.WithLabelValues("overloaded").Inc()
-			nc.Close()
-			continue
-		}
+		addr := addrlimit.Key(addrlimit.Of(nc.RemoteAddr()))
 		s.mu.Lock()
 		if ctx.Err() != nil {
 			s.mu.Unlock()
 			nc.Close()
-			<-s.pending
+			continue
+		}
+		if result := s.admit(nc, addr); result != "" {
+			s.mu.Unlock()
+			s.conns.WithLabelValues(result).Inc()
+			nc.Close()
 			continue
 		}
 		s.open[nc] = struct{}{}
@@ -163,7 +201,7 @@ func (s *Server) Run(ctx context.Context) error {
 				s.mu.Unlock()
 				nc.Close()
 			}()
-			s.handle(nc)
+			s.handle(nc, addr)
 		})
 	}
 }
@@ -176,25 +214,36 @@ type refusal struct {
 
 func (r *refusal) Error() string { return r.msg }
 
-func (s *Server) handle(nc net.Conn) {
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			<-s.pending
-		}
-	}
+func (s *Server) handle(nc net.Conn, addr netip.Addr) {
+	release := sync.OnceFunc(func() { s.settle(nc, addr) })
 	defer release()
 	log := s.log.With().Str("remote", nc.RemoteAddr().String()).Logger()
 
-	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
-	sc := &gortmplib.ServerConn{RW: nc}
+	if ok, _ := s.cfg.Failures.Allow(addr); !ok {
+		// Backing off after wrong keys: the connection is closed before
+		// its handshake, so a guesser gets no answer to time.
+		s.conns.WithLabelValues("throttled").Inc()
+		return
+	}
+	authBy := time.Now().Add(s.cfg.AuthTimeout)
+	_ = nc.SetDeadline(authBy)
+	_ = nc.SetReadDeadline(time.Now().Add(min(s.cfg.FirstByteTimeout, s.cfg.AuthTimeout)))
+	guard := &chunkGuard{Conn: nc}
+	sc := &gortmplib.ServerConn{RW: &firstByteConn{Conn: guard, then: authBy}}
 	ch, err := s.accept(sc)
 	if err != nil {
 		var ref *refusal
 		if errors.As(err, &ref) {
 			s.conns.WithLabelValues(ref.result).Inc()
-			log.Warn().Msg("RTMP publisher refused: " + ref.msg)
+			if ref.result == "bad_key" {
+				if s.cfg.Failures.Fail(addr) {
+					log.Warn().Msg("RTMP: repeated wrong ingest keys from this address: backing off (logged once per window)")
+				} else {
+					log.Debug().Msg("RTMP publisher refused: " + ref.msg)
+				}
+			} else {
+				log.Warn().Msg("RTMP publisher refused: " + ref.msg)
+			}
 			_ = sc.RejectAction()
 			return
 		}
@@ -203,6 +252,12 @@ func (s *Server) handle(nc net.Conn) {
 		return
 	}
 	log = log.With().Str("channel", ch.Name()).Logger()
+	// Authenticated: the connection leaves the unauthenticated bounds, and
+	// has the rest of the handshake timeout for its media headers.
+	s.cfg.Failures.Succeed(addr)
+	guard.authed.Store(true)
+	release()
+	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
 
 	r := &gortmplib.Reader{Conn: sc}
 	if err := r.Initialize(); err != nil {
@@ -230,7 +285,6 @@ func (s *Server) handle(nc net.Conn) {
 		nc.Close()
 	})
 	s.conns.WithLabelValues("accepted").Inc()
-	release()
 	setup(r, sess)
 
 	for {

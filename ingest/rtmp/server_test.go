@@ -1,9 +1,11 @@
 package rtmp
 
 import (
+	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/configs"
 	"github.com/seance-relay/seance/relay"
 )
@@ -250,50 +253,105 @@ func TestGarbage(t *testing.T) {
 	}
 }
 
-// TestFlood opens 100 idle connections: the ones past maxPending are
-// closed at once and counted, and a publisher gets in once the idle ones
-// are gone.
+// fromAddr dials from a loopback source address (all of 127/8 is the
+// loopback interface on Linux): another client than 127.0.0.1.
+func fromAddr(ip string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return d.DialContext
+}
+
+// flood opens n idle TCP connections from ip; they close when the test
+// ends.
+func flood(t *testing.T, target net.Addr, ip string, n int) {
+	t.Helper()
+	for range n {
+		c, err := fromAddr(ip)(context.Background(), "tcp", target.String())
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+	}
+}
+
+// TestFlood reproduces the idle-socket attack: one address opens 100
+// idle connections and repeats; only its share (4) is held, the rest is
+// closed at once, idle ones are closed after the first-byte deadline,
+// and a publisher with the right key from another address gets in within
+// 3 s throughout. When many addresses fill the global bound, the one
+// holding the most loses its oldest connection to the newcomer.
 func TestFlood(t *testing.T) {
 	m := loadMedia(t)
+	for _, tc := range []struct {
+		name     string
+		edit     func(*Config)
+		flooders []string // each opens 100 idle connections
+		admitted float64  // address_busy refusals expected: 100*len - admitted
+		evicted  bool
+	}{
+		{name: "one address", flooders: []string{"127.0.0.1"}, admitted: DefaultMaxPendingPerAddr},
+		{
+			name:     "global bound reached by two addresses: the top one is evicted",
+			edit:     func(c *Config) { c.MaxPending = 8 },
+			flooders: []string{"127.0.0.3", "127.0.0.4"},
+			admitted: 8,
+			evicted:  true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := runtime.NumGoroutine()
+			ts := startServerWith(t, func(c *Config) {
+				c.FirstByteTimeout = 500 * time.Millisecond
+				if tc.edit != nil {
+					tc.edit(c)
+				}
+			})
+			for _, ip := range tc.flooders {
+				flood(t, ts.srv.Addr(), ip, 100)
+			}
+			busy := float64(100*len(tc.flooders)) - tc.admitted
+			require.Eventually(t, func() bool { return ts.connections(t, "address_busy") == busy },
+				5*time.Second, 5*time.Millisecond)
+			peak := runtime.NumGoroutine()
+			t.Logf("flood of %d connections: %d goroutines (baseline %d)", 100*len(tc.flooders), peak, base)
+			require.Less(t, peak-base, 40, "the flood holds goroutines")
+
+			start := time.Now()
+			p, err := startPublisher(t, m, publishURL(ts.srv.Addr(), testChannel+"?key="+testKey), fromAddr("127.0.0.2"))
+			require.NoError(t, err, "a publisher from another address is locked out")
+			require.NoError(t, p.write(2500*time.Millisecond))
+			require.Eventually(t, func() bool { return ts.state(t, testChannel) == relay.StateLive },
+				3*time.Second, 5*time.Millisecond)
+			t.Logf("publisher live %v after connecting during the flood", time.Since(start))
+			require.Less(t, time.Since(start), 3*time.Second)
+			if tc.evicted {
+				require.Equal(t, 1.0, ts.connections(t, "evicted"))
+			}
+			// The idle ones are closed after the first-byte deadline; the
+			// flooder's next round gets its share again, no more.
+			require.Eventually(t, func() bool { return ts.connections(t, "bad_request") >= tc.admitted-1 },
+				3*time.Second, 5*time.Millisecond)
+			flood(t, ts.srv.Addr(), tc.flooders[0], 100)
+			require.Eventually(t, func() bool { return ts.connections(t, "address_busy") == busy+100-DefaultMaxPendingPerAddr },
+				5*time.Second, 5*time.Millisecond)
+			require.NoError(t, p.write(time.Second))
+			require.Equal(t, relay.StateLive, ts.state(t, testChannel), "the channel stayed live")
+		})
+	}
+}
+
+// TestWrongKeysBackOff: after the free failures, an address guessing keys
+// is closed before its handshake, logged once, counted; another address
+// with the right key is not affected.
+func TestWrongKeysBackOff(t *testing.T) {
+	m := loadMedia(t)
 	ts := startServer(t)
-	const n = 100
-	idle := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range idle {
-			c.Close()
-		}
-	}()
-	for range n {
-		c, err := net.Dial("tcp", ts.srv.Addr().String())
-		require.NoError(t, err)
-		idle = append(idle, c)
+	for range addrlimit.DefaultFreeFailures + 3 {
+		_, err := dial(t, publishURL(ts.srv.Addr(), testChannel+"?key=guess"), true, fromAddr("127.0.0.5"))
+		require.Error(t, err)
 	}
-	require.Eventually(t, func() bool { return ts.connections(t, "overloaded") == n-maxPending },
-		5*time.Second, 5*time.Millisecond)
-
-	// Every handshake slot is taken (for handshakeTimeout): a publisher
-	// is turned away too.
-	_, err := dial(t, publishURL(ts.srv.Addr(), testChannel+"?key="+testKey), true, nil)
-	require.Error(t, err)
-	require.Equal(t, float64(n-maxPending+1), ts.connections(t, "overloaded"))
-
-	for _, c := range idle {
-		c.Close()
-	}
-	idle = nil
-
-	var p *publisher
-	require.Eventually(t, func() bool {
-		var err error
-		p, err = startPublisher(t, m, publishURL(ts.srv.Addr(), testChannel+"?key="+testKey), nil)
-		return err == nil
-	}, 5*time.Second, 10*time.Millisecond, "the publisher never got in after the flood")
-	require.NoError(t, p.write(2500*time.Millisecond))
-	require.Eventually(t, func() bool { return ts.state(t, testChannel) == relay.StateLive },
-		5*time.Second, 5*time.Millisecond)
-	require.Equal(t, 1.0, ts.connections(t, "accepted"))
-	require.Eventually(t, func() bool { return ts.connections(t, "bad_request") == maxPending },
-		5*time.Second, 5*time.Millisecond)
+	require.Equal(t, float64(addrlimit.DefaultFreeFailures+1), ts.connections(t, "bad_key"))
+	require.Equal(t, 2.0, ts.connections(t, "throttled"))
+	require.Equal(t, 1, strings.Count(ts.logs.String(), "backing off"), "logged once per window")
+	requireNoKeys(t, ts.logs.String())
+	_ = goLive(t, ts, m)
 }
 
 // TestShutdown cancels Run with a live publisher: Run returns, the

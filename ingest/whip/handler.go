@@ -7,8 +7,10 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
+	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/configs"
 	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
 	"github.com/seance-relay/seance/relay"
@@ -52,6 +54,45 @@ func (s *Server) handler(internal bool) http.Handler {
 	return mux
 }
 
+// authorized checks the Bearer token as authorized does, after the
+// address's failed attempts allow it (429 with Retry-After while it backs
+// off); a failure is counted, and logged once per window per address.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request, key configs.Secret, internal bool) bool {
+	addr := addrlimit.Parse(r.RemoteAddr)
+	if internal {
+		return authorized(w, r, key)
+	}
+	if ok, wait := s.cfg.Failures.Allow(addr); !ok {
+		s.met.sessions.WithLabelValues(resultThrottled).Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		pubwebrtc.HTTPError(w, http.StatusTooManyRequests, "too many wrong ingest keys from your address: wait before trying again")
+		return false
+	}
+	if authorized(w, r, key) {
+		return true
+	}
+	s.met.sessions.WithLabelValues(resultUnauthorized).Inc()
+	if s.cfg.Failures.Fail(addr) {
+		s.log.Warn().Str("channel", printable(r.PathValue("channel"))).Str("remote", r.RemoteAddr).Msg("WHIP: repeated wrong or missing ingest keys from one address: backing off (logged once per window)")
+	} else {
+		s.log.Debug().Str("channel", printable(r.PathValue("channel"))).Str("remote", r.RemoteAddr).Msg("WHIP publisher refused: wrong or missing ingest key")
+	}
+	return false
+}
+
+// printable keeps a client-supplied name short and safe for a log line.
+func printable(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 // authorized checks the Bearer token in constant time (configs.Secret).
 // On failure it answers 401 with a challenge (RFC 6750 3).
 func authorized(w http.ResponseWriter, r *http.Request, key configs.Secret) bool {
@@ -88,9 +129,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, internal bool) {
 		pubwebrtc.HTTPError(w, http.StatusNotFound, "no such channel takes WHIP pushes")
 		return
 	}
-	if !authorized(w, r, key) {
-		s.met.sessions.WithLabelValues(resultUnauthorized).Inc()
-		s.log.Warn().Str("channel", name).Str("remote", r.RemoteAddr).Msg("WHIP publisher refused: wrong or missing ingest key")
+	if !s.authorized(w, r, key, internal) {
 		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/sdp" {
@@ -114,7 +153,13 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, internal bool) {
 		pubwebrtc.HTTPError(w, http.StatusBadRequest, "empty SDP offer")
 		return
 	}
-	answer, id, err := s.createSession(ch, string(body), r.RemoteAddr, internal)
+	cands := pubwebrtc.NewCandidates(s.cfg.MaxCandidates)
+	if err := cands.TakeOffer(string(body)); err != nil {
+		s.met.sessions.WithLabelValues(resultBadRequest).Inc()
+		pubwebrtc.HTTPError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	answer, id, err := s.createSession(ch, string(body), r.RemoteAddr, internal, cands)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrBusy), errors.Is(err, relay.ErrChannelBusy):
@@ -161,7 +206,7 @@ func (s *Server) sessionFor(w http.ResponseWriter, r *http.Request, internal boo
 		pubwebrtc.HTTPError(w, http.StatusNotFound, "no such session")
 		return nil, false
 	}
-	if !authorized(w, r, key) {
+	if !s.authorized(w, r, key, internal) {
 		return nil, false
 	}
 	sess, err := s.session(r.PathValue("channel"), r.PathValue("id"))
@@ -179,7 +224,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, internal bool) {
 	if !ok {
 		return
 	}
-	pubwebrtc.PatchTrickle(w, r, sess.pc, sess.id)
+	pubwebrtc.PatchTrickleBounded(w, r, sess.pc, sess.id, sess.cands)
 }
 
 // delete ends the session (RFC 9725 4.2); the channel enters its grace

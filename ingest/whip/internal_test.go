@@ -76,3 +76,17 @@ func TestWHIPInternal(t *testing.T) {
 	require.Eventually(t, func() bool { return stateOf(ch) == relay.StateLive }, 10*time.Second, 10*time.Millisecond)
 	require.NotContains(t, e.logs.String(), token.Value())
 }
+
+// TestWHIPInternalLoopback: the meeting capture's browser reaches seance
+// over loopback even when viewers' sessions do not announce loopback
+// addresses (webrtc.announce_loopback off, the default on a server).
+func TestWHIPInternalLoopback(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.SettingEngine.SetIncludeLoopbackCandidate(false) })
+	internal := httptest.NewServer(e.srv.InternalHandler())
+	t.Cleanup(internal.Close)
+	c := newClient(t, whiptest.Options{ToneHz: 440})
+	require.NoError(t, c.Publish(t.Context(), internal.URL+"/whip/camera", e.srv.InternalToken("camera").Value()))
+	require.NoError(t, c.WaitConnected(10*time.Second))
+	ch := e.channel(t, "camera")
+	require.Eventually(t, func() bool { return stateOf(ch) == relay.StateLive }, 10*time.Second, 10*time.Millisecond)
+}

@@ -15,6 +15,7 @@ const (
 	resultUnsupported    = "unsupported"
 	resultUnavailable    = "unavailable"
 	resultError          = "error"
+	resultThrottled      = "throttled"
 )
 
 type metrics struct {
@@ -31,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		sessions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "seance_whip_sessions_total",
-			Help: "WHIP publish requests by result (accepted, unauthorized, unknown_channel, busy, bad_request, unsupported, unavailable, error).",
+			Help: "WHIP publish requests by result (accepted, unauthorized, throttled, unknown_channel, busy, bad_request, unsupported, unavailable, error).",
 		}, []string{"result"}),
 		ended: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "seance_whip_sessions_ended_total",

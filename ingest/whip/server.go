@@ -22,7 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/configs"
+	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
 	"github.com/seance-relay/seance/relay"
 )
 
@@ -44,6 +46,12 @@ type Config struct {
 	// ConnectTimeout bounds the time from the answer to a connected
 	// session; 0 means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// MaxCandidates bounds each session's remote ICE candidates (offer and
+	// trickle); 0 means pubwebrtc.DefaultMaxCandidates.
+	MaxCandidates int
+	// Failures rate-limits wrong ingest keys per address; nil makes one
+	// with addrlimit's defaults.
+	Failures *addrlimit.Failures
 }
 
 // channels is the part of the hub the server needs.
@@ -97,6 +105,9 @@ func (s *Server) teardown(f func()) {
 func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer) (*Server, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.Failures == nil {
+		cfg.Failures = addrlimit.NewDefaultFailures()
 	}
 	if cfg.ConnectTimeout < 0 {
 		return nil, fmt.Errorf("whip: negative connect timeout %s", cfg.ConnectTimeout)
@@ -166,7 +177,7 @@ func (s *Server) channel(name string, internal bool) (*relay.Channel, configs.Se
 // createSession answers an authorised publisher's offer: it reserves the
 // channel, negotiates, and returns the answer and the session id. The
 // channel is published on once the first keyframe arrives.
-func (s *Server) createSession(ch *relay.Channel, offer, remote string, internal bool) (answer, id string, err error) {
+func (s *Server) createSession(ch *relay.Channel, offer, remote string, internal bool, cands *pubwebrtc.Candidates) (answer, id string, err error) {
 	info, err := checkOffer(offer)
 	if err != nil {
 		return "", "", err
@@ -194,6 +205,7 @@ func (s *Server) createSession(ch *relay.Channel, offer, remote string, internal
 		}
 	}
 	sess := newSession(s, ch, newID(), remote)
+	sess.cands = cands
 	sess.internal = internal
 	s.byChannel[ch.Name()] = sess
 	s.wg.Add(1) // Run waits for the session to be built

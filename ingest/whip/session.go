@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
 	"github.com/seance-relay/seance/relay"
 	"github.com/seance-relay/seance/transcode"
 )
@@ -46,11 +47,13 @@ type session struct {
 	remote string // the HTTP client, until ICE knows better
 	// internal is set for seance's own publishers (InternalHandler).
 	internal bool
-	log      zerolog.Logger
-	pc       *webrtc.PeerConnection
-	epoch    time.Time            // PTS origin of both tracks
-	tc       *transcode.OpusToAAC // nil when the offer has no Opus
-	met      sessionMetrics
+	// cands bounds the remote ICE candidates (offer and trickle).
+	cands *pubwebrtc.Candidates
+	log   zerolog.Logger
+	pc    *webrtc.PeerConnection
+	epoch time.Time            // PTS origin of both tracks
+	tc    *transcode.OpusToAAC // nil when the offer has no Opus
+	met   sessionMetrics
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -198,6 +201,12 @@ func (s *session) api() (*webrtc.API, error) {
 	// the channel's grace period starts.
 	se := s.srv.cfg.SettingEngine
 	se.SetICETimeouts(3*time.Second, 5*time.Second, time.Second)
+	if s.internal {
+		// seance's own publishers (the meeting capture's browser) run on
+		// this machine: they reach it over loopback, which viewers'
+		// sessions may not announce (webrtc.announce_loopback).
+		se.SetIncludeLoopbackCandidate(true)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg)), nil
 }
 

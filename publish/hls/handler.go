@@ -145,7 +145,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if mx == nil {
 		return
 	}
-	s.viewers.seen(channel, s.viewers.clientKey(r), s.now())
+	s.viewers.seenFrom(channel, s.viewers.clientKey(r), s.viewers.addrKey(r), s.now())
 	if kind.held() {
 		s.serveHeld(w, r, mx, channel, file, kind, hold.C)
 		return

@@ -15,6 +15,12 @@ import (
 // User-Agents cannot grow the map without limit).
 const maxClientsPerChannel = 100_000
 
+// maxClientsPerAddr bounds the viewers one address counts as: a client is
+// an address and a User-Agent, so varying the User-Agent would otherwise
+// inflate the count at will. 200 is as many as a town hall's NAT puts
+// behind one address (webrtc.max_viewers_per_address's default).
+const maxClientsPerAddr = 200
+
 // viewerCounter counts HLS viewers. HTTP has no session: a client is a
 // remote address and User-Agent, hashed with a seed chosen at start and
 // kept in memory only (never logged, never a label), and it is a viewer
@@ -31,7 +37,14 @@ type viewerCounter struct {
 	sessions *prometheus.CounterVec
 
 	mu        sync.Mutex
-	byChannel map[string]map[uint64]time.Time // client → last fetch
+	byChannel map[string]map[uint64]client // by client key
+	perAddr   map[string]map[uint64]int    // clients per address, by channel
+}
+
+// client is one counted client: its last fetch and its address's hash.
+type client struct {
+	last time.Time
+	addr uint64
 }
 
 func newViewerCounter(window time.Duration, viewers *prometheus.GaugeVec, sessions *prometheus.CounterVec) *viewerCounter {
@@ -40,45 +53,68 @@ func newViewerCounter(window time.Duration, viewers *prometheus.GaugeVec, sessio
 		seed:      maphash.MakeSeed(),
 		viewers:   viewers,
 		sessions:  sessions,
-		byChannel: map[string]map[uint64]time.Time{},
+		byChannel: map[string]map[uint64]client{},
+		perAddr:   map[string]map[uint64]int{},
 	}
 }
 
 // clientKey identifies the client that sent r.
 func (v *viewerCounter) clientKey(r *http.Request) uint64 {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
 	var h maphash.Hash
 	h.SetSeed(v.seed)
-	h.WriteString(host)
+	h.WriteString(remoteHost(r))
 	h.WriteByte(0)
 	h.WriteString(r.UserAgent())
 	return h.Sum64()
 }
 
+// addrKey identifies the address that sent r.
+func (v *viewerCounter) addrKey(r *http.Request) uint64 {
+	return maphash.String(v.seed, remoteHost(r))
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return host
+}
+
 // seen records a fetch from client on channel at now. A client not seen
 // within the window starts a new viewer session.
-func (v *viewerCounter) seen(channel string, client uint64, now time.Time) {
+func (v *viewerCounter) seen(channel string, key uint64, now time.Time) {
+	v.seenFrom(channel, key, key, now)
+}
+
+// seenFrom is seen for a client at the address whose key is addr: an
+// address counts as at most maxClientsPerAddr clients.
+func (v *viewerCounter) seenFrom(channel string, key, addr uint64, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	clients := v.byChannel[channel]
 	if clients == nil {
-		clients = map[uint64]time.Time{}
+		clients = map[uint64]client{}
 		v.byChannel[channel] = clients
+		v.perAddr[channel] = map[uint64]int{}
 	}
-	last, ok := clients[client]
+	c, ok := clients[key]
 	switch {
-	case ok && now.Sub(last) <= v.window:
-		if now.After(last) {
-			clients[client] = now
+	case ok && now.Sub(c.last) <= v.window:
+		if now.After(c.last) {
+			c.last = now
+			clients[key] = c
 		}
 		return
 	case !ok && len(clients) >= maxClientsPerChannel:
 		return
+	case !ok && v.perAddr[channel][addr] >= maxClientsPerAddr:
+		return
 	}
-	clients[client] = now
+	if !ok {
+		v.perAddr[channel][addr]++
+	}
+	clients[key] = client{last: now, addr: addr}
 	v.sessions.WithLabelValues(channel, "hls").Inc()
 	v.viewers.WithLabelValues(channel, "hls").Set(float64(len(clients)))
 }
@@ -89,14 +125,18 @@ func (v *viewerCounter) sweep(now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for channel, clients := range v.byChannel {
-		for c, last := range clients {
-			if now.Sub(last) > v.window {
-				delete(clients, c)
+		for k, c := range clients {
+			if now.Sub(c.last) > v.window {
+				delete(clients, k)
+				if v.perAddr[channel][c.addr]--; v.perAddr[channel][c.addr] <= 0 {
+					delete(v.perAddr[channel], c.addr)
+				}
 			}
 		}
 		v.viewers.WithLabelValues(channel, "hls").Set(float64(len(clients)))
 		if len(clients) == 0 {
 			delete(v.byChannel, channel)
+			delete(v.perAddr, channel)
 		}
 	}
 }

@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if m.refused, err = relay.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "seance_rtsp_refused_total",
-		Help: "RTSP requests refused, by reason (unauthorized, not_live).",
+		Help: "RTSP requests refused, by reason (unauthorized, not_live; address_busy, overloaded: connections closed at accept past rtsp.max_connections_per_address or rtsp.max_connections).",
 	}, []string{"reason"})); err != nil {
 		return nil, err
 	}

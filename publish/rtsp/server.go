@@ -6,6 +6,7 @@
 package rtsp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
@@ -20,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/configs"
 	"github.com/seance-relay/seance/relay"
 )
@@ -52,6 +55,18 @@ type Config struct {
 	// Digest authentication).
 	Username string
 	Password configs.Secret
+	// SessionTimeout bounds the time from connect to PLAY; 0 means
+	// DefaultSessionTimeout.
+	SessionTimeout time.Duration
+	// IdleTimeout closes a connection silent this long before it plays,
+	// and a playing session that sends nothing (no RTCP, no keep-alive)
+	// this long; 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxConnsPerAddr bounds one client address's connections; 0 means
+	// DefaultMaxConnsPerAddr.
+	MaxConnsPerAddr int
+	// MaxConns bounds every connection; 0 means DefaultMaxConns.
+	MaxConns int
 }
 
 // channels is the part of the hub the server needs.
@@ -91,6 +106,10 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	if cfg.UDPPort%2 != 0 || cfg.UDPPort < 0 || cfg.UDPPort > 65534 {
 		return nil, fmt.Errorf("rtsp UDP port %d: use an even port below 65535", cfg.UDPPort)
 	}
+	cfg.SessionTimeout = cmp.Or(cfg.SessionTimeout, DefaultSessionTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.MaxConnsPerAddr = cmp.Or(cfg.MaxConnsPerAddr, DefaultMaxConnsPerAddr)
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, DefaultMaxConns)
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -123,13 +142,25 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 			}
 		}
 	}()
+	guarded := &guardListener{
+		Listener: addrlimit.NewListener(ln, cfg.MaxConnsPerAddr, cfg.MaxConns, func(r addrlimit.Result) {
+			if r == addrlimit.AddrFull {
+				met.refused.WithLabelValues("address_busy").Inc()
+			} else {
+				met.refused.WithLabelValues("overloaded").Inc()
+			}
+		}),
+		session: cfg.SessionTimeout,
+		idle:    cfg.IdleTimeout,
+	}
 	s.srv = &gortsplib.Server{
 		Handler:        s,
 		RTSPAddress:    ln.Addr().String(),
 		WriteQueueSize: writeQueuePackets,
+		ReadTimeout:    cfg.IdleTimeout,
 		// The listeners are bound here, so a taken port fails New; gortsplib
 		// gets them through these hooks.
-		Listen: func(string, string) (net.Listener, error) { return ln, nil },
+		Listen: func(string, string) (net.Listener, error) { return guarded, nil },
 	}
 	if !cfg.TCPOnly {
 		host, port, _ := net.SplitHostPort(cfg.Listen)
@@ -365,7 +396,7 @@ func channelOf(path string) string {
 
 // authorize checks the read credentials, if any.
 func (s *Server) authorize(conn *gortsplib.ServerConn, req *base.Request) (*base.Response, error) {
-	if s.cfg.Username == "" || conn.VerifyCredentials(req, s.cfg.Username, s.cfg.Password.Value()) {
+	if s.cfg.Username == "" || s.verify(conn, req) {
 		return nil, nil
 	}
 	// gortsplib answers 401 with a challenge when no credentials were
@@ -424,6 +455,7 @@ func (s *Server) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, 
 		s.met.sessions.WithLabelValues(name, "rtsp").Inc()
 	}
 	s.mu.Unlock()
+	played(ctx.Conn)
 	ev := s.log.Info().Str("channel", name).Str("remote", ctx.Conn.NetConn().RemoteAddr().String())
 	if tr := ctx.Session.SetuppedTransport(); tr != nil {
 		ev = ev.Str("transport", tr.String())

@@ -59,6 +59,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 		{Name: "idle", Title: "Rien"},
 	}, log, relay.NewMetrics(reg))
 	o.cfg.Host, o.cfg.IncludeLoopback = "127.0.0.1", true
+	if o.cfg.MaxPendingPerAddr == 0 {
+		// Every test viewer comes from 127.0.0.1: the per-address bound
+		// is tested where a test sets it.
+		o.cfg.MaxPendingPerAddr = -1
+	}
 	srv, err := New(o.cfg, hub, log, reg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"channel", "protocol"}),
 		ended: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "seance_viewer_sessions_ended_total",
-			Help: "Viewer sessions ended, by reason (deleted, ice_failed, ice_timeout, stream_ended, write_error, shutdown, closed).",
+			Help: "Viewer sessions ended, by reason (deleted, ice_failed, ice_timeout, stream_ended, write_error, shutdown, closed; channel_full, server_full, address_busy: refused a seat when ICE connected).",
 		}, []string{"channel", "protocol", "reason"}),
 		ttff: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "seance_viewer_time_to_first_frame_seconds",
@@ -68,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		refused: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "seance_viewer_refused_total",
-			Help: "WHEP requests refused, by reason (not_live, channel_full, server_full, bad_request).",
+			Help: "WHEP requests refused, by reason (not_live, channel_full, server_full, address_busy, too_many_candidates, bad_request).",
 		}, []string{"reason"}),
 	}
 }

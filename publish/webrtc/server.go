@@ -6,6 +6,7 @@
 package webrtc
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/relay"
 )
 
@@ -66,6 +69,38 @@ type Config struct {
 	// IncludeLoopback announces 127.0.0.1 candidates (tests and
 	// same-machine viewers).
 	IncludeLoopback bool
+	// IncludePrivate announces private and link-local addresses (LAN
+	// viewers). Without it they are not gathered, unless NATIPs rewrite
+	// them to public ones.
+	IncludePrivate bool
+	// Interfaces, when set, are the only network interfaces whose
+	// addresses are gathered.
+	Interfaces []string
+	// MaxCandidates bounds each session's remote ICE candidates (offer and
+	// trickle); 0 means DefaultMaxCandidates.
+	MaxCandidates int
+	// MaxPending bounds sessions that have not connected yet, apart from
+	// MaxViewers (which counts connected viewers); 0 means
+	// DefaultMaxPending.
+	MaxPending int
+	// MaxPendingPerAddr bounds one client address's sessions that have not
+	// connected yet; 0 means DefaultMaxPendingPerAddr, negative no bound.
+	MaxPendingPerAddr int
+	// MaxViewersPerAddr bounds one client address's connected viewers; 0
+	// means DefaultMaxViewersPerAddr, negative no bound.
+	MaxViewersPerAddr int
+}
+
+// withDefaults fills the limits left at 0.
+func (c Config) withDefaults() Config {
+	if c.MaxViewers == 0 {
+		c.MaxViewers = DefaultMaxViewers
+	}
+	c.MaxCandidates = cmp.Or(c.MaxCandidates, DefaultMaxCandidates)
+	c.MaxPending = cmp.Or(c.MaxPending, DefaultMaxPending)
+	c.MaxPendingPerAddr = max(cmp.Or(c.MaxPendingPerAddr, DefaultMaxPendingPerAddr), 0)
+	c.MaxViewersPerAddr = max(cmp.Or(c.MaxViewersPerAddr, DefaultMaxViewersPerAddr), 0)
+	return c
 }
 
 // channels is the part of the hub the server needs.
@@ -92,16 +127,22 @@ type Server struct {
 	tearing int
 	drained *sync.Cond
 
+	// pending counts sessions not connected yet, per address and in all;
+	// viewersBy counts connected viewers per address.
+	pending   *addrlimit.Counter
+	viewersBy *addrlimit.Counter
+
 	mu         sync.Mutex
 	sessions   map[string]*session
 	perChannel map[string]int
+	// connected counts the viewers whose ICE connected, per channel: the
+	// viewer limits count these.
+	connected map[string]int
 }
 
 // New binds the UDP port (and the TCP port when set).
 func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer) (*Server, error) {
-	if cfg.MaxViewers == 0 {
-		cfg.MaxViewers = DefaultMaxViewers
-	}
+	cfg = cfg.withDefaults()
 	log = log.With().Str("component", "publish.webrtc").Logger()
 	udp, err := net.ListenPacket("udp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.UDPPort)))
 	if err != nil {
@@ -116,6 +157,9 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 		connectTimeout: 10 * time.Second,
 		sessions:       make(map[string]*session),
 		perChannel:     make(map[string]int),
+		connected:      make(map[string]int),
+		pending:        addrlimit.NewCounter(cfg.MaxPendingPerAddr, cfg.MaxPending),
+		viewersBy:      addrlimit.NewCounter(cfg.MaxViewersPerAddr, 0),
 	}
 	lf := quietLoggers{}
 	s.se.LoggerFactory = lf
@@ -135,6 +179,7 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	s.se.SetNetworkTypes(types)
 	s.se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	s.se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	setCandidateFilters(&s.se, cfg)
 	// A vanished viewer is reaped within 10 s: 3 s without traffic marks
 	// it disconnected, 8 s failed, checked every second (pion checks at
 	// the keepalive interval: 4 s + 6 s with 2 s keepalives took 10-12 s).
@@ -145,6 +190,11 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 			s.Close()
 			return nil, fmt.Errorf("webrtc nat_ips: %w", err)
 		}
+	}
+	if addrs := announced(cfg); len(addrs) == 0 && len(cfg.NATIPs) == 0 {
+		log.Warn().Msg("no local address to announce to WebRTC viewers: set webrtc.announce_private for a LAN, webrtc.nat_ips behind NAT, or webrtc.announce_loopback for this machine")
+	} else {
+		log.Info().Strs("addresses", addrs).Strs("nat_ips", cfg.NATIPs).Msg("WebRTC candidates")
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.drained = sync.NewCond(&s.mu)
@@ -208,24 +258,89 @@ func (s *Server) Viewers(channel string) int {
 	return s.perChannel[channel]
 }
 
-// reserve takes a viewer slot, or says which limit is reached.
-func (s *Server) reserve(channel string) error {
+// reserve takes a pending slot for a session from addr (the zero Addr:
+// no per-address bound), or says which limit is reached. Connected
+// viewers are counted against the viewer limits: a channel that is full
+// refuses at once, a pending session takes a seat when it connects
+// (promote).
+func (s *Server) reserve(channel string, addr netip.Addr) (release func(), err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := s.full(channel); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.perChannel[channel]++
+	s.mu.Unlock()
+	if addr.IsValid() {
+		if s.viewersBy.Held(addr) >= s.cfg.MaxViewersPerAddr && s.cfg.MaxViewersPerAddr > 0 {
+			s.unreserve(channel)
+			return nil, ErrAddrBusy
+		}
+	}
+	acquire := s.pending.Acquire
+	if !addr.IsValid() {
+		acquire = s.pending.AcquireShared
+	}
+	rel, r := acquire(addrOrAny(addr))
+	switch r {
+	case addrlimit.AddrFull:
+		s.unreserve(channel)
+		return nil, ErrAddrBusy
+	case addrlimit.TotalFull:
+		s.unreserve(channel)
+		return nil, ErrServerFull
+	}
+	return rel, nil
+}
+
+// full says which viewer limit is reached (under s.mu).
+func (s *Server) full(channel string) error {
 	if s.ctx.Err() != nil {
 		return ErrServerFull
 	}
 	total := 0
-	for _, n := range s.perChannel {
+	for _, n := range s.connected {
 		total += n
 	}
 	if total >= s.cfg.MaxViewers {
 		return ErrServerFull
 	}
-	if limit := s.cfg.ChannelMaxViewers[channel]; limit > 0 && s.perChannel[channel] >= limit {
+	if limit := s.cfg.ChannelMaxViewers[channel]; limit > 0 && s.connected[channel] >= limit {
 		return ErrChannelFull
 	}
-	s.perChannel[channel]++
+	return nil
+}
+
+// addrOrAny keys sessions with no known address (in-process callers)
+// apart from every client; they are counted in the total only.
+func addrOrAny(a netip.Addr) netip.Addr {
+	if !a.IsValid() {
+		return netip.IPv6Unspecified()
+	}
+	return a
+}
+
+// promote moves a session whose ICE connected from the pending budget to
+// the viewer seats; false when the viewer limits are reached meanwhile.
+func (s *Server) promote(sess *session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[sess.id]; !ok || sess.seated {
+		return nil
+	}
+	if err := s.full(sess.channel); err != nil {
+		return err
+	}
+	if sess.from.IsValid() {
+		rel, r := s.viewersBy.Acquire(sess.from)
+		if r != addrlimit.OK {
+			return ErrAddrBusy
+		}
+		sess.seatRelease = rel
+	}
+	s.connected[sess.channel]++
+	sess.seated = true
+	sess.pendingRelease()
 	return nil
 }
 
@@ -258,6 +373,13 @@ func (s *Server) remove(sess *session, reason string) {
 	if ok {
 		delete(s.sessions, sess.id)
 		s.perChannel[sess.channel]--
+		if sess.seated {
+			s.connected[sess.channel]--
+			if sess.seatRelease != nil {
+				sess.seatRelease()
+			}
+		}
+		sess.pendingRelease()
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -295,9 +417,16 @@ func (s *Server) session(channel, id string) (*session, error) {
 	return sess, nil
 }
 
-// CreateSession answers a viewer's SDP offer. It returns the answer and
-// the session id.
+// CreateSession answers an in-process viewer's SDP offer (no client
+// address: only the server's bounds apply). It returns the answer and the
+// session id.
 func (s *Server) CreateSession(channel, offer string) (answer, id string, err error) {
+	return s.CreateSessionFrom(channel, offer, netip.Addr{})
+}
+
+// CreateSessionFrom answers the SDP offer of a viewer at addr, counted
+// against that address's bounds.
+func (s *Server) CreateSessionFrom(channel, offer string, addr netip.Addr) (answer, id string, err error) {
 	ch, err := s.hub.Channel(channel)
 	if err != nil {
 		return "", "", err
@@ -306,13 +435,23 @@ func (s *Server) CreateSession(channel, offer string) (answer, id string, err er
 	if st, _ := ch.State(); st == relay.StateIdle || tracks == nil || tracks.Video == nil {
 		return "", "", ErrNotLive
 	}
-	if err := s.reserve(channel); err != nil {
+	cands := NewCandidates(s.cfg.MaxCandidates)
+	if err := cands.TakeOffer(offer); err != nil {
+		return "", "", err
+	}
+	release, err := s.reserve(channel, addr)
+	if err != nil {
 		return "", "", err
 	}
 	sess, answer, err := s.newSession(ch, tracks, offer)
 	if err != nil {
+		release()
 		s.unreserve(channel)
 		return "", "", err
+	}
+	sess.from, sess.cands, sess.pendingRelease = addrlimit.Key(addr), cands, release
+	if !addr.IsValid() {
+		sess.from = netip.Addr{}
 	}
 	s.mu.Lock()
 	s.sessions[sess.id] = sess

@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,15 @@ type session struct {
 	sub     *relay.Subscription
 	opus    func()
 	created time.Time
+	// from is the client's address (addrlimit.Key), zero in process;
+	// cands its candidate budget; pendingRelease gives its pending slot
+	// back (idempotent). seated and seatRelease are under srv.mu: the
+	// session connected and holds a viewer seat.
+	from           netip.Addr
+	cands          *Candidates
+	pendingRelease func()
+	seated         bool
+	seatRelease    func()
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -142,6 +152,10 @@ func (s *session) end(reason string) {
 func (s *session) onConnectionState(st webrtc.PeerConnectionState) {
 	switch st {
 	case webrtc.PeerConnectionStateConnected:
+		if err := s.srv.promote(s); err != nil {
+			s.end(refusalReason(err))
+			return
+		}
 		s.connOnce.Do(func() { close(s.connected) })
 	case webrtc.PeerConnectionStateFailed:
 		s.end("ice_failed")
@@ -368,25 +382,38 @@ func (s *session) readRTCP(sender *webrtc.RTPSender, kind int) {
 		if err != nil {
 			return
 		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.TransportLayerNack:
-				if kind == 0 {
-					s.retransmit(p)
-				}
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				select {
-				case s.pli <- struct{}{}:
-				default:
-				}
-			case *rtcp.ReceiverReport:
-				s.onReports(p.Reports, kind)
-			case *rtcp.SenderReport:
-				s.onReports(p.Reports, kind)
+		s.handleRTCP(pkts, kind)
+	}
+}
+
+// handleRTCP acts on the viewer's RTCP (kind 0: video, 1: audio): NACKs
+// are answered from the ring, PLI/FIR wake the writer, reports feed the
+// metrics. Whatever the viewer sends, it costs at most one retransmission
+// per ring entry named.
+func (s *session) handleRTCP(pkts []rtcp.Packet, kind int) {
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.TransportLayerNack:
+			if kind == 0 {
+				s.retransmit(p)
 			}
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			select {
+			case s.pli <- struct{}{}:
+			default:
+			}
+		case *rtcp.ReceiverReport:
+			s.onReports(p.Reports, kind)
+		case *rtcp.SenderReport:
+			s.onReports(p.Reports, kind)
 		}
 	}
 }
+
+// maxRetransmits bounds the packets one NACK message makes seance resend:
+// a browser names a few lost packets at a time, while a 1.5 KB NACK can
+// name the same packet thousands of times.
+const maxRetransmits = 128
 
 // retransmit answers a NACK (RFC 4585 6.2.1) from the shared payloads.
 func (s *session) retransmit(n *rtcp.TransportLayerNack) {
@@ -395,8 +422,19 @@ func (s *session) retransmit(n *rtcp.TransportLayerNack) {
 		return
 	}
 	var hdr rtp.Header
+	var sent [ringSize / 64]uint64 // ring slots resent for this message
+	budget := maxRetransmits
 	for _, pair := range n.Nacks {
 		for _, seq := range pair.PacketList() {
+			slot := seq % ringSize
+			if sent[slot/64]&(1<<(slot%64)) != 0 {
+				continue
+			}
+			if budget == 0 {
+				return
+			}
+			sent[slot/64] |= 1 << (slot % 64)
+			budget--
 			s.ringMu.Lock()
 			e := s.ring[seq%ringSize]
 			s.ringMu.Unlock()

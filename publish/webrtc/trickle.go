@@ -17,6 +17,13 @@ import (
 // do: the client starts a new session instead. WHEP viewers and WHIP
 // publishers share it.
 func PatchTrickle(w http.ResponseWriter, r *http.Request, pc *webrtc.PeerConnection, etag string) {
+	PatchTrickleBounded(w, r, pc, etag, nil)
+}
+
+// PatchTrickleBounded is PatchTrickle with the session's candidate budget:
+// a fragment that would take the session past it adds none of its
+// candidates and gets 422. A nil budget is unbounded.
+func PatchTrickleBounded(w http.ResponseWriter, r *http.Request, pc *webrtc.PeerConnection, etag string, budget *Candidates) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/trickle-ice-sdpfrag" {
 		HTTPError(w, http.StatusUnsupportedMediaType, "the body must be an SDP fragment (Content-Type: application/trickle-ice-sdpfrag)")
 		return
@@ -28,6 +35,10 @@ func PatchTrickle(w http.ResponseWriter, r *http.Request, pc *webrtc.PeerConnect
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		HTTPError(w, http.StatusRequestEntityTooLarge, "fragment too large")
+		return
+	}
+	if !budget.take(countCandidates(string(body))) {
+		tooManyCandidates(w, budget.Max())
 		return
 	}
 	mid := ""

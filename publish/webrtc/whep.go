@@ -1,14 +1,21 @@
 package webrtc
 
 import (
+	"cmp"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/seance-relay/seance/addrlimit"
 	"github.com/seance-relay/seance/relay"
 )
 
@@ -21,6 +28,12 @@ type ICEServer struct {
 	URLs       []string
 	Username   string
 	Credential string
+	// Secret, when set, is the TURN server's shared secret: each answer
+	// carries a credential valid TTL from now (turnREST), never Secret.
+	Secret string
+	// TTL is the validity of credentials made from Secret; 0 is
+	// DefaultTURNTTL.
+	TTL time.Duration
 }
 
 // Handler serves WHEP (RFC 9725's protocol, for playback):
@@ -30,13 +43,14 @@ type ICEServer struct {
 //	DELETE /whep/{channel}/{id}  ends the session, 200
 //	OPTIONS on both              CORS preflight, Accept-Post
 func (s *Server) Handler(iceServers []ICEServer) http.Handler {
-	links := linkHeaders(iceServers)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /whep/{channel}", func(w http.ResponseWriter, r *http.Request) { s.post(w, r, links) })
+	mux.HandleFunc("POST /whep/{channel}", func(w http.ResponseWriter, r *http.Request) {
+		s.post(w, r, linkHeaders(iceServers, time.Now()))
+	})
 	mux.HandleFunc("OPTIONS /whep/{channel}", func(w http.ResponseWriter, r *http.Request) {
 		CORS(w)
 		w.Header().Set("Accept-Post", "application/sdp")
-		for _, l := range links {
+		for _, l := range linkHeaders(iceServers, time.Now()) {
 			w.Header().Add("Link", l)
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -75,7 +89,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
 		HTTPError(w, http.StatusBadRequest, "empty SDP offer")
 		return
 	}
-	answer, id, err := s.CreateSession(channel, string(body))
+	answer, id, err := s.CreateSessionFrom(channel, string(body), addrlimit.Parse(r.RemoteAddr))
 	switch {
 	case err == nil:
 	case errors.Is(err, relay.ErrChannelNotFound):
@@ -94,6 +108,15 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
 		s.met.refused.WithLabelValues(reason).Inc()
 		w.Header().Set("Retry-After", "30")
 		HTTPError(w, http.StatusServiceUnavailable, "too many viewers right now: try again shortly")
+		return
+	case errors.Is(err, ErrTooManyCandidates):
+		s.met.refused.WithLabelValues("too_many_candidates").Inc()
+		HTTPError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	case errors.Is(err, ErrAddrBusy):
+		s.met.refused.WithLabelValues("address_busy").Inc()
+		w.Header().Set("Retry-After", "10")
+		HTTPError(w, http.StatusTooManyRequests, "too many sessions from your address: close another player or try again shortly")
 		return
 	case errors.Is(err, ErrBadOffer):
 		s.met.refused.WithLabelValues("bad_request").Inc()
@@ -126,7 +149,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
 		HTTPError(w, http.StatusNotFound, "no such session")
 		return
 	}
-	PatchTrickle(w, r, sess.pc, sess.id)
+	PatchTrickleBounded(w, r, sess.pc, sess.id, sess.cands)
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
@@ -141,18 +164,38 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 }
 
 // linkHeaders advertises ICE servers (RFC 9725 4.6, RFC 8288).
-func linkHeaders(servers []ICEServer) []string {
+// Credentials made from a shared secret are valid from now.
+func linkHeaders(servers []ICEServer, now time.Time) []string {
 	var out []string
 	for _, srv := range servers {
+		user, cred := srv.Username, srv.Credential
+		if srv.Secret != "" {
+			user, cred = turnREST(srv.Secret, srv.Username, now.Add(cmp.Or(srv.TTL, DefaultTURNTTL)))
+		}
 		for _, u := range srv.URLs {
 			l := "<" + u + `>; rel="ice-server"`
-			if srv.Username != "" {
-				l += `; username="` + quote(srv.Username) + `"; credential="` + quote(srv.Credential) + `"; credential-type="password"`
+			if user != "" {
+				l += `; username="` + quote(user) + `"; credential="` + quote(cred) + `"; credential-type="password"`
 			}
 			out = append(out, l)
 		}
 	}
 	return out
+}
+
+// DefaultTURNTTL is the validity of short-lived TURN credentials.
+const DefaultTURNTTL = time.Hour
+
+// turnREST makes a short-lived TURN credential from the server's shared
+// secret, as coturn's use-auth-secret checks it (draft-uberti-behave-
+// turn-rest-00 section 2.2): the username is the expiry as a Unix time,
+// then ":" and a tag (tag "seance" when empty); the password is
+// base64(HMAC-SHA1(secret, username)).
+func turnREST(secret, tag string, expiry time.Time) (username, credential string) {
+	username = strconv.FormatInt(expiry.Unix(), 10) + ":" + cmp.Or(tag, "seance")
+	mac := hmac.New(sha1.New, []byte(secret))
+	mac.Write([]byte(username))
+	return username, base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
 func quote(s string) string {

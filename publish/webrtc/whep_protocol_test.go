@@ -37,6 +37,15 @@ func (e *env) session(t *testing.T) (location, etag, offer string) {
 	return resp.Header.Get("Location"), resp.Header.Get("ETag"), offer
 }
 
+// connected starts a WHEP session whose viewer connects and plays: it
+// holds a viewer seat (a pending one does not).
+func (e *env) connected(t *testing.T) {
+	t.Helper()
+	c := newClient(t, clientOpts{})
+	c.post(e, "demo")
+	c.waitFirstVideo(5 * time.Second)
+}
+
 // sdpAttr returns the first a=<name>: value of an SDP.
 func sdpAttr(sdp, name string) string {
 	for line := range strings.Lines(sdp) {
@@ -321,10 +330,10 @@ func TestWHEPProtocol(t *testing.T) {
 			refused: "not_live",
 		},
 		{
-			name: "server limit: 503 with Retry-After",
+			name: "server limit: 503 with Retry-After once a viewer connected",
 			env:  envOpts{cfg: Config{MaxViewers: 1}},
 			do: func(t *testing.T, e *env) result {
-				e.session(t)
+				e.connected(t)
 				r, b := e.post(t, "demo", makeOffer(t, playOffer))
 				return result{r, b}
 			},
@@ -349,10 +358,10 @@ func TestWHEPProtocol(t *testing.T) {
 			viewers: 1,
 		},
 		{
-			name: "channel limit: 503 with Retry-After",
+			name: "channel limit: 503 with Retry-After once a viewer connected",
 			env:  envOpts{cfg: Config{ChannelMaxViewers: map[string]int{"demo": 1}}},
 			do: func(t *testing.T, e *env) result {
-				e.session(t)
+				e.connected(t)
 				r, b := e.post(t, "demo", makeOffer(t, playOffer))
 				return result{r, b}
 			},
