@@ -192,7 +192,7 @@ func envPrefix(channel string) string {
 // initSecrets names the variables init wrote to the env file.
 type initSecrets struct {
 	adminToken, ingestKey string // variable names
-	envMode                 string // how the env file is protected, in words
+	envMode               string // how the env file is protected, in words
 }
 
 // initWrite generates the secrets and writes both files, refusing to
