@@ -6,7 +6,8 @@
 #
 # Each package holds a static binary (CGO_ENABLED=0) for its architecture.
 # The version is `git describe`'s, made a Debian version: v1.2.0 → 1.2.0,
-# v1.2.0-3-gabc → 1.2.0+git3.abc, no tag → 0~git<date>.<commit>.
+# v1.2.0-3-gabc → 1.2.0+git3.abc, no tag → 0~git<date>.<commit>
+# (SEANCE_VERSION=… instead of git describe, e.g. in a Docker build).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,13 +22,19 @@ archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(amd64 arm64)
 mkdir -p "$out"
 
-desc=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
-if tag=$(git describe --tags --dirty 2>/dev/null) && [[ $tag =~ ^v?([0-9][0-9A-Za-z.~+]*)(-([0-9]+)-g([0-9a-f]+))?(-dirty)?$ ]]; then
+# SEANCE_VERSION overrides git (a Docker build has no .git).
+if [ -n "${SEANCE_VERSION:-}" ]; then
+	desc=$SEANCE_VERSION tag=$SEANCE_VERSION
+else
+	desc=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+	tag=$(git describe --tags --dirty 2>/dev/null || true)
+fi
+if [[ $tag =~ ^v?([0-9][0-9A-Za-z.~+]*)(-([0-9]+)-g([0-9a-f]+))?(-dirty)?$ ]]; then
 	ver=${BASH_REMATCH[1]}
 	[ -z "${BASH_REMATCH[3]}" ] || ver+="+git${BASH_REMATCH[3]}.${BASH_REMATCH[4]}"
 else
-	commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-	ver="0~git$(git log -1 --format=%cd --date=format:%Y%m%d 2>/dev/null || date +%Y%m%d).${commit}"
+	commit=$(git rev-parse --short HEAD 2>/dev/null || echo "${desc%-dirty}")
+	ver="0~git$(git log -1 --format=%cd --date=format:%Y%m%d 2>/dev/null || date +%Y%m%d).${commit//[^0-9A-Za-z.+~]/.}"
 fi
 [[ $desc != *-dirty ]] || ver+="+dirty"
 
