@@ -67,6 +67,7 @@ deb:
 # (an overlay of /usr in a mount namespace), runs systemd-analyze verify and
 # security on the unit, seance init and check-config, and a meeting capture
 # under the unit's restrictions in systemd-nspawn. Apart from `unit`: it
-# needs root and takes about a minute once nfpm is built.
+# needs root and takes about a minute once nfpm is built (30 s of it show
+# Chromium failing under MemoryDenyWriteExecute).
 test-deb:
 	$(GO) test -tags debtest -race -count=1 -timeout 10m ./packaging/
