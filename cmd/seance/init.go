@@ -405,6 +405,9 @@ OBS — Paramètres → Stream → Service « Personnalisé » :
 Page publique (watch page) : %s/watch/%s
 Tableau de bord (dashboard) : http://127.0.0.1:9090/dashboard   (jeton : %s dans %s)
 `, o.config, o.envFile, s.envMode, host, o.channel, key, host, o.channel, key, public, o.channel, s.adminToken, o.envFile)
+	if o.baseURL == "" {
+		fmt.Fprintf(w, "  (%s : ce serveur tel que Jitsi, OBS et le public le joignent ; -base-url https://… l'écrit dans la config / this server as others reach it)\n", host)
+	}
 	if o.youtubeEnv != "" {
 		fmt.Fprintf(w, "YouTube : rtmps://a.rtmps.youtube.com/live2 (clé : %s dans %s)\n", o.youtubeEnv, o.envFile)
 	}

@@ -195,6 +195,9 @@ func TestInit(t *testing.T) {
 			entries, err := os.ReadDir(dir)
 			require.NoError(t, err)
 			require.Len(t, entries, 2, "no temporary file left")
+			if !tc.terminal {
+				require.NotContains(t, stdout, "Nom de la chaîne", "nothing is asked without a terminal")
+			}
 			if tc.check != nil {
 				tc.check(t, cfg, env, stdout)
 			}
