@@ -29,6 +29,13 @@ command -v turnserver >/dev/null 2>&1 || need+=(coturn)
 # slate/gen-slates.sh (make slates) draws the built-in slates' text with the
 # DejaVu fonts; the tests only read the committed slates.
 [ -r /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need+=(fonts-dejavu-core)
+# The Debian package's test (make test-deb): dpkg-deb and dpkg (always
+# there on Debian), systemd-analyze (systemd) to verify the unit,
+# systemd-nspawn (systemd-container) to run seance under its restrictions,
+# unshare (util-linux) for the throwaway root's mount namespace.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 
 # node_major prints the installed Node's major version (0 if none).
 node_major() {
@@ -67,7 +74,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-for t in ffmpeg ffprobe nginx node npm promtool; do
+for t in ffmpeg ffprobe nginx node npm promtool systemd-analyze systemd-nspawn unshare dpkg-deb; do
   command -v "$t" >/dev/null 2>&1 || { echo "$t is still missing after apt-get install" >&2; exit 1; }
 done
 [ -x /usr/bin/chromium ] || { echo "/usr/bin/chromium is still missing after apt-get install chromium" >&2; exit 1; }

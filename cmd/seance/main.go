@@ -36,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkConfig(args[1:], stdout, stderr)
 		case "healthcheck":
 			return healthcheck(args[1:], stdout, stderr)
+		case "init":
+			return initCommand(args[1:], initIO{stdin: os.Stdin, terminal: stdinIsTerminal(), stdout: stdout, stderr: stderr, getenv: os.LookupEnv})
 		case "help", "-h", "-help", "--help":
 			usage(stdout)
 			return 0
@@ -90,8 +92,13 @@ func usage(w io.Writer) {
 Usage:
   seance [-config FILE] [-log-format json|console] [-log-level LEVEL]
                                  serve (no file: the embedded demo config)
-  seance check-config -config FILE
-                                 validate a config file and exit
+  seance check-config -config FILE [-env-file FILE]
+                                 validate a config file and exit (with the
+                                 variables of an env file, as systemd reads it)
+  seance init [-config FILE] [-env-file FILE] -channel NAME [-title "…"]
+              [-base-url URL] [-youtube-key-env VAR] [-force]
+                                 write a first config and its secrets
+                                 (asks for what is missing in a terminal)
   seance healthcheck [-url URL]  exit 0 if the relay answers on /healthz
                                  (for container health checks)
   seance version                 print the version
@@ -102,12 +109,19 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "YAML config file to check")
+	envFile := fs.String("env-file", "", "read these KEY=value variables first (systemd's EnvironmentFile=)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "seance check-config: -config FILE is required")
 		return 2
+	}
+	if *envFile != "" {
+		if err := setEnvFile(*envFile); err != nil {
+			fmt.Fprintf(stderr, "seance check-config: %v\n", err)
+			return 1
+		}
 	}
 	cfg, err := configs.Load(*path)
 	if err != nil {

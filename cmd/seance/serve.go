@@ -87,6 +87,9 @@ type app struct {
 	set     *channelSet
 	// hup, when set, asks for a reload on each receive (SIGHUP).
 	hup <-chan os.Signal
+	// sd tells systemd when seance is ready, reloading and stopping; nil
+	// outside systemd.
+	sd *sdNotifier
 
 	reloadMu sync.Mutex      // one reload at a time
 	cfg      *configs.Config // the config in force, under reloadMu
@@ -100,6 +103,7 @@ func serve(ctx context.Context, cfg *configs.Config, path string, hup <-chan os.
 		return err
 	}
 	a.path, a.hup = path, hup
+	a.sd = sdNotifierFromEnv()
 	announce(log, cfg, path, a.rtmp, a.public, a.admin)
 	return a.run(ctx)
 }
@@ -344,13 +348,18 @@ func (a *app) run(ctx context.Context) error {
 			}
 		})
 	}
+	// Every listener was bound by newApp: systemd may start what comes
+	// after seance (Type=notify).
+	a.sdNotify(sdReady)
 	if a.hup != nil {
 		wg.Go(func() {
 			for {
 				select {
 				case <-a.hup:
 					log.Info().Msg("SIGHUP: reloading the config")
+					a.sdNotify(sdReloading)
 					_, _ = a.reload(rctx) // reload logs its outcome
+					a.sdNotify(sdReady)
 				case <-rctx.Done():
 					return
 				}
@@ -363,6 +372,7 @@ func (a *app) run(ctx context.Context) error {
 		log.Info().Msg("stopping: ending live sessions and telling destinations the stream ended")
 	case runErr = <-errs:
 	}
+	a.sdNotify(sdStopping)
 	cancel()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -373,6 +383,13 @@ func (a *app) run(ctx context.Context) error {
 		return errShutdownTimeout
 	}
 	return runErr
+}
+
+// sdNotify tells systemd state, logging a failure.
+func (a *app) sdNotify(state string) {
+	if err := a.sd.notify(state); err != nil {
+		a.log.Warn().Err(err).Msg("could not tell systemd")
+	}
 }
 
 // announce tells IT staff, in plain words, where to push and where to look.
