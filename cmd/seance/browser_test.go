@@ -147,10 +147,14 @@ func browserDriver(t *testing.T) string {
 	}
 	dir, err := filepath.Abs(filepath.Join("..", "..", "web", "browsertest"))
 	require.NoError(t, err)
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err == nil {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "axe-core", "axe.min.js")); err == nil {
-			return dir
+	installed := true
+	for _, f := range []string{"playwright-core/package.json", "axe-core/axe.min.js", "puppeteer-core/package.json", "hls.js/dist/hls.min.js"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(f))); err != nil {
+			installed = false
 		}
+	}
+	if installed {
+		return dir
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
