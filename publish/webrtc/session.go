@@ -55,7 +55,10 @@ type session struct {
 	pc      *webrtc.PeerConnection
 	video   *track
 	audio   *track
-	vsender *webrtc.RTPSender
+	vsender *webrtc.RTPSender // nil for an audio-only session
+	// audioOnly: the offer had no video section (« Son seul »); only
+	// audio is sent, and it starts at once rather than with a keyframe.
+	audioOnly bool
 	asender *webrtc.RTPSender
 	sub     *relay.Subscription
 	opus    func()
@@ -113,7 +116,9 @@ type srRecord struct {
 // run starts the session's goroutines; they stop when ctx ends.
 func (s *session) run() {
 	s.wg.Go(s.writeLoop)
-	s.wg.Go(func() { s.readRTCP(s.vsender, 0) })
+	if s.vsender != nil {
+		s.wg.Go(func() { s.readRTCP(s.vsender, 0) })
+	}
 	if s.asender != nil {
 		s.wg.Go(func() { s.readRTCP(s.asender, 1) })
 	}
@@ -279,7 +284,7 @@ func (s *session) sendVideo(f *relay.Frame) {
 }
 
 func (s *session) sendAudio(f *relay.Frame) {
-	if len(f.Opus) == 0 || !s.vStarted {
+	if len(f.Opus) == 0 || (!s.vStarted && !s.audioOnly) {
 		return
 	}
 	now := time.Now()

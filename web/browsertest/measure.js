@@ -5,7 +5,8 @@
 // seanceAudioSetup installs a listener that, on the first trusted click (the
 // driver clicks « Activer le son »), routes the video's sound through a Web
 // Audio analyser: a user gesture lets the AudioContext run in every engine.
-// seanceMeasure(seconds) waits for the player to say "live", then counts the
+// seanceMeasure(seconds) waits for the player to say "live" (and 1.5 s more
+// to leave the start out), then counts the
 // frames shown over that many seconds (getVideoPlaybackQuality and
 // requestVideoFrameCallback where present), the clock, and the sound.
 window.seanceAudioSetup = function () {
@@ -65,6 +66,7 @@ window.seanceMeasure = async function (seconds) {
   const p = window.seancePlayer;
   const t0 = performance.now();
   while (!(p && p.state === 'live' && (v.videoWidth > 0 || p.playing === 'audio')) && performance.now() - t0 < 40000) await sleep(100);
+  await sleep(1500); // past the start, where the picture catches up with the live edge
   const quality = () => {
     if (typeof v.getVideoPlaybackQuality !== 'function') return -1;
     const q = v.getVideoPlaybackQuality();
