@@ -59,10 +59,10 @@ type session struct {
 	// audioOnly: the offer had no video section (« Son seul »); only
 	// audio is sent, and it starts at once rather than with a keyframe.
 	audioOnly bool
-	asender *webrtc.RTPSender
-	sub     *relay.Subscription
-	opus    func()
-	created time.Time
+	asender   *webrtc.RTPSender
+	sub       *relay.Subscription
+	opus      func()
+	created   time.Time
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
