@@ -34,6 +34,14 @@ const (
 	// resyncEvery bounds how often a viewer's picture loss is answered by
 	// replaying the cached GOP.
 	resyncEvery = 2 * time.Second
+	// paceRate and paceBurst pace the frames replayed from the cache (fast
+	// start, PLI): a token bucket of paceBurst bytes refilled at paceRate
+	// bit/s, about five times Jibri's 2.5 Mbit/s. Sent at once, a 2 s GOP
+	// (~600 KiB) overflowed browsers' receive buffers: Firefox lost 300 to
+	// 900 packets in the first seconds on loopback. The IDR (~40-120 KiB)
+	// still arrives within ~60 ms.
+	paceRate  = 12_000_000
+	paceBurst = 64 << 10
 )
 
 // sent is one retransmittable packet (16 bytes): where its payload lives
@@ -56,6 +64,10 @@ type session struct {
 	video   *track
 	audio   *track
 	vsender *webrtc.RTPSender // nil for an audio-only session
+	// paceTokens and paceAt are the replay pacer's bucket (writer
+	// goroutine); see paceRate.
+	paceTokens float64
+	paceAt     time.Time
 	// audioOnly: the offer had no video section (« Son seul »); only
 	// audio is sent, and it starts at once rather than with a keyframe.
 	audioOnly bool
@@ -265,6 +277,9 @@ func (s *session) sendVideo(f *relay.Frame) {
 	s.ringMu.Unlock()
 	s.hdr = rtp.Header{Version: 2, PayloadType: pt, Timestamp: s.vTS, SSRC: ssrc}
 	for i, p := range payloads {
+		if late && !s.pace(len(p)) {
+			return // the session ended while paced
+		}
 		s.hdr.SequenceNumber = s.vseq
 		s.hdr.Marker = i == len(payloads)-1
 		s.vseq++
@@ -319,6 +334,32 @@ func (s *session) sendAudio(f *relay.Frame) {
 	}
 	s.lastASend = now
 	s.countPackets(len(f.Opus))
+}
+
+// pace takes n bytes from the replay pacer's bucket, waiting for them if it
+// is empty (writer goroutine: the viewer's own; the channel never waits).
+// It reports false if the session ended meanwhile.
+func (s *session) pace(n int) bool {
+	now := time.Now()
+	if s.paceAt.IsZero() {
+		s.paceTokens = paceBurst
+	} else {
+		s.paceTokens = min(paceBurst, s.paceTokens+now.Sub(s.paceAt).Seconds()*paceRate/8)
+	}
+	s.paceAt = now
+	s.paceTokens -= float64(n)
+	if s.paceTokens >= 0 {
+		return true
+	}
+	wait := time.Duration(-s.paceTokens / (paceRate / 8) * float64(time.Second))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // countPackets adds to the channel's sent packets (writer goroutine).
