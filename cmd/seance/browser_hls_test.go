@@ -76,6 +76,7 @@ func hlsStart(firstHLSMs, firstFrameMs int) time.Duration {
 func TestBrowserHLSFallback(t *testing.T) {
 	dir := browserDriver(t)
 	s := startSeance(t, listeners+`
+admin: {listen: "127.0.0.1:0"}
 channels:
   - name: demo
     title: "Conseil municipal de Démo"

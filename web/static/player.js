@@ -257,9 +257,14 @@
     if (conn) {
       conn.ontrack = null;
       conn.onconnectionstatechange = null;
+    }
+    if (url && !ended) {
+      // The DELETE first, the close once answered: the server ends a
+      // session whose peer closes, and would answer the DELETE 404.
+      fetch(url, { method: 'DELETE', keepalive: true, cache: 'no-store' }).catch(() => {}).finally(() => { if (conn) conn.close(); });
+    } else if (conn) {
       conn.close();
     }
-    if (url && !ended) fetch(url, { method: 'DELETE', keepalive: true, cache: 'no-store' }).catch(() => {});
   }
 
   // stopHLS stops playing the HLS playlist.
