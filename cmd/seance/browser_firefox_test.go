@@ -72,6 +72,7 @@ channels:
 		require.Equal(t, "hls", m.Transport)
 		require.Equal(t, "hls.js", m.Engine)
 		require.True(t, m.HLSJSLoaded)
+		require.True(t, m.HLSJSWorker, "its worker comes from seance too")
 		require.Empty(t, m.CanPlayHLS, "no native HLS in Firefox")
 		require.Zero(t, m.WHEPRequests, "no WebRTC attempt")
 		require.GreaterOrEqual(t, m.FirstHLSMs, 0)

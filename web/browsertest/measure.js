@@ -120,6 +120,7 @@ window.seanceMeasure = async function (seconds) {
     firstHLSMs: hlsReq.length ? hlsReq[0].ms : -1,
     offOrigin: performance.getEntriesByType('resource').map((e) => e.name).filter((n) => new URL(n).origin !== location.origin && !n.startsWith('blob:') && !n.startsWith('data:')),
     hlsjsLoaded: typeof window.Hls === 'function',
+    hlsjsWorker: res.some((r) => r.path === '/static/hls.worker.js'),
     canPlayHLS: v.canPlayType('application/vnd.apple.mpegurl'),
   };
 };

@@ -644,9 +644,11 @@
     }
     const Hls = await loadHLSJS();
     if (!hlsPlaying) return; // stopped meanwhile
-    // No worker: the pages' CSP allows scripts from 'self' only, and the
-    // transmuxing of one stream is light on the main thread.
-    const h = new Hls({ enableWorker: false, lowLatencyMode: false, backBufferLength: 30 });
+    // Its worker (transmuxing MPEG-TS off the main thread) is a file from
+    // seance's origin too, not the blob: hls.js would make: the pages' CSP
+    // (worker-src falls back to script-src 'self') stays as it is.
+    const worker = root.dataset.hlsjsWorker;
+    const h = new Hls({ enableWorker: !!worker, workerPath: worker || null, lowLatencyMode: true, backBufferLength: 30 });
     hls = h;
     h.on(Hls.Events.ERROR, (_, d) => { if (d.fatal && h === hls) onHLSError(); });
     h.on(Hls.Events.MANIFEST_PARSED, () => {
