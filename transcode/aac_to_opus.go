@@ -21,11 +21,12 @@ const (
 	// default to (RFC 7587 section 4.2).
 	opusFrameSamples  = opusRate / 50
 	opusFrameDuration = 20 * time.Millisecond
-	// opusBitrate: council speech is near transparent at 40 kbit/s in
+	// opusBitrate: council speech is near transparent at 32 kbit/s in
 	// Opus fullband stereo, and the watch page's « Son seul » (audio-only
-	// WHEP) then stays under 64 kbit/s on the wire, RTP, SRTP and UDP
-	// headers included (50 packets/s).
-	opusBitrate        = 40000
+	// WHEP) then stays under 64 kbit/s on the wire, RTP, SRTP, UDP and IP
+	// headers included (50 packets/s, ~20 kbit/s of headers; VBR may
+	// overshoot its target by 10 %).
+	opusBitrate        = 32000
 	opusMaxPacketBytes = 4000 // gopus's recommended bound for any packet
 
 	// resyncThreshold is how far an access unit's PTS may stray from the
