@@ -648,7 +648,12 @@
     // seance's origin too, not the blob: hls.js would make: the pages' CSP
     // (worker-src falls back to script-src 'self') stays as it is.
     const worker = root.dataset.hlsjsWorker;
-    const h = new Hls({ enableWorker: !!worker, workerPath: worker || null, lowLatencyMode: true, backBufferLength: 30 });
+    // Plain MediaSource, not ManagedMediaSource: WebKitGTK has both, and
+    // showed fewer frames with the managed one.
+    const h = new Hls({
+      enableWorker: !!worker, workerPath: worker || null, lowLatencyMode: true, backBufferLength: 30,
+      preferManagedMediaSource: false,
+    });
     hls = h;
     h.on(Hls.Events.ERROR, (_, d) => { if (d.fatal && h === hls) onHLSError(); });
     h.on(Hls.Events.MANIFEST_PARSED, () => {
