@@ -53,3 +53,9 @@ clip:
 # Regenerates the embedded slates (needs ffmpeg and fonts-dejavu-core).
 slates:
 	slate/gen-slates.sh
+
+# Regenerates the embedded hls.js (web/static/hls.min.js, hls.worker.js and
+# its licence) from the version pinned in web/browsertest/package-lock.json.
+.PHONY: hlsjs
+hlsjs:
+	scripts/update-hlsjs.sh
