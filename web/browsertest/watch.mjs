@@ -226,6 +226,8 @@ try {
   // « Son seul » chosen with the keyboard in the quality menu: a new WHEP
   // session that receives audio only; the page says so; then back to Auto.
   await step('soundOnly', async () => {
+    const viewers = async () => (await (await fetch(`${base}/api/public/channels/${channel}`)).json()).viewers;
+    const alone = await viewers();
     const p = watchPage(await fr.newPage());
     await p.goto(`${base}/watch/${channel}`);
     await playing(p);
@@ -268,6 +270,9 @@ try {
     out.backTo = await p.evaluate(() => window.seancePlayer.quality);
     out.backText = await text(p, '.quality-now');
     await p.close();
+    // Its session ends before the next step counts viewers.
+    const t0 = Date.now();
+    while (Date.now() - t0 < 5000 && (await viewers()) > alone) await new Promise((r) => setTimeout(r, 100));
     return out;
   });
 

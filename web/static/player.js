@@ -242,8 +242,9 @@
   }
 
   // teardown closes the current session and, unless the server has ended
-  // it already, tells the server (WHEP DELETE).
-  function teardown(ended) {
+  // it already, tells the server (WHEP DELETE). unloading: the page goes
+  // away, close at once (the DELETE is a keepalive request).
+  function teardown(ended, unloading) {
     const conn = pc;
     const url = sessionURL;
     pc = null;
@@ -258,12 +259,13 @@
       conn.ontrack = null;
       conn.onconnectionstatechange = null;
     }
-    if (url && !ended) {
+    if (url && !ended && !unloading) {
       // The DELETE first, the close once answered: the server ends a
       // session whose peer closes, and would answer the DELETE 404.
       fetch(url, { method: 'DELETE', keepalive: true, cache: 'no-store' }).catch(() => {}).finally(() => { if (conn) conn.close(); });
-    } else if (conn) {
-      conn.close();
+    } else {
+      if (url && !ended) fetch(url, { method: 'DELETE', keepalive: true, cache: 'no-store' }).catch(() => {});
+      if (conn) conn.close();
     }
   }
 
@@ -280,8 +282,8 @@
   }
 
   // stop ends whatever plays.
-  function stop(ended) {
-    teardown(ended);
+  function stop(ended, unloading) {
+    teardown(ended, unloading);
     stopHLS();
   }
 
@@ -910,7 +912,7 @@
   addEventListener('pagehide', () => {
     clearTimeout(retryTimer);
     retryTimer = 0;
-    stop();
+    stop(false, true);
   });
   addEventListener('pageshow', (e) => { if (e.persisted) connect(); });
 
