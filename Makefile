@@ -78,3 +78,9 @@ deb:
 # Chromium failing under MemoryDenyWriteExecute).
 test-deb:
 	$(GO) test -tags debtest -race -count=1 -timeout 10m ./packaging/
+
+# Regenerates the embedded hls.js (web/static/hls.min.js, hls.worker.js and
+# its licence) from the version pinned in web/browsertest/package-lock.json.
+.PHONY: hlsjs
+hlsjs:
+	scripts/update-hlsjs.sh

@@ -236,7 +236,8 @@ const (
 	HLSLowLatency = "low_latency"
 	// HLSFMP4 is HLS with fMP4 segments.
 	HLSFMP4 = "fmp4"
-	// HLSMPEGTS is HLS with MPEG-TS segments, for old players.
+	// HLSMPEGTS is HLS with MPEG-TS segments, audio and video muxed in
+	// one rendition: the default, played by every engine tested.
 	HLSMPEGTS = "mpegts"
 )
 
@@ -245,7 +246,11 @@ type HLS struct {
 	// Enabled serves every live channel at /hls/{channel}/index.m3u8 on the
 	// public server. Default true.
 	Enabled bool `yaml:"enabled"`
-	// Variant is low_latency (default), fmp4 or mpegts.
+	// Variant is mpegts (default), low_latency or fmp4. mpegts muxes audio
+	// and video in one rendition, which every engine plays: WebKitGTK's
+	// native HLS shows 0-0.5 frames/s of the fMP4 variants, whose audio
+	// gohlslib serves as a separate rendition. low_latency (LL-HLS) is for
+	// those whose players take it (Safari, hls.js).
 	Variant string `yaml:"variant"`
 	// SegmentCount is how many segments the live playlist lists. Default 7,
 	// at least 3 (7 for low_latency).
@@ -686,7 +691,7 @@ func defaults() *Config {
 			MaxCandidates: 32, MaxPending: 200, MaxPendingPerAddress: 8, MaxViewersPerAddress: 200},
 		AuthFailures: AuthFailures{Free: 5, Window: Duration(time.Minute), MaxWait: Duration(time.Minute)},
 		HLS: HLS{
-			Enabled: true, Variant: HLSLowLatency, SegmentCount: 7,
+			Enabled: true, Variant: HLSMPEGTS, SegmentCount: 7,
 			SegmentDuration: Duration(time.Second), PartDuration: Duration(200 * time.Millisecond),
 		},
 	}

@@ -36,6 +36,17 @@ command -v turnserver >/dev/null 2>&1 || need+=(coturn)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+# The watch page in every engine (issue 11): Debian's Firefox ESR (stock
+# prefs, no OpenH264: HLS through hls.js), driven over WebDriver BiDi by
+# puppeteer-core; WebKitGTK's WebKitWebDriver and MiniBrowser under Xvfb,
+# whose GStreamer needs the good/bad/libav plugins for HLS, MPEG-TS, fMP4,
+# H.264 and AAC.
+[ -x /usr/bin/firefox-esr ] || need+=(firefox-esr)
+[ -x /usr/bin/WebKitWebDriver ] || need+=(webkit2gtk-driver)
+[ -x /usr/bin/Xvfb ] || need+=(xvfb)
+for p in gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
 
 # node_major prints the installed Node's major version (0 if none).
 node_major() {

@@ -19,9 +19,14 @@ const (
 	opusChannels = 2
 	// opusFrameSamples is one 20 ms frame per channel, the ptime browsers
 	// default to (RFC 7587 section 4.2).
-	opusFrameSamples   = opusRate / 50
-	opusFrameDuration  = 20 * time.Millisecond
-	opusBitrate        = 64000
+	opusFrameSamples  = opusRate / 50
+	opusFrameDuration = 20 * time.Millisecond
+	// opusBitrate: council speech is near transparent at 32 kbit/s in
+	// Opus fullband stereo, and the watch page's « Son seul » (audio-only
+	// WHEP) then stays under 64 kbit/s on the wire, RTP, SRTP, UDP and IP
+	// headers included (50 packets/s, ~20 kbit/s of headers; VBR may
+	// overshoot its target by 10 %).
+	opusBitrate        = 32000
 	opusMaxPacketBytes = 4000 // gopus's recommended bound for any packet
 
 	// resyncThreshold is how far an access unit's PTS may stray from the

@@ -35,6 +35,7 @@ var contentTypes = map[string]string{
 	".js":   "text/javascript; charset=utf-8",
 	".svg":  "image/svg+xml",
 	".json": "application/json",
+	".txt":  "text/plain; charset=utf-8",
 }
 
 func loadAssets() (assets, error) { return loadAssetsFrom(staticFS, "static") }

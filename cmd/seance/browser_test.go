@@ -34,17 +34,34 @@ type browserReport struct {
 	Cookies       int      `json:"cookies"`
 	Watch         struct {
 		playback
-		FirstFrameMs int    `json:"firstFrameMs"`
-		Lang         string `json:"lang"`
-		Title        string `json:"title"`
-		State        string `json:"state"`
-		StateText    string `json:"stateText"`
-		StateLive    string `json:"stateLive"`
-		Captions     int    `json:"captions"`
-		AudioBytes   int    `json:"audioBytes"`
-		VideoBytes   int    `json:"videoBytes"`
-		ViewersText  string `json:"viewersText"`
+		FirstFrameMs  int    `json:"firstFrameMs"`
+		Lang          string `json:"lang"`
+		Title         string `json:"title"`
+		State         string `json:"state"`
+		StateText     string `json:"stateText"`
+		StateLive     string `json:"stateLive"`
+		Captions      int    `json:"captions"`
+		AudioBytes    int    `json:"audioBytes"`
+		VideoBytes    int    `json:"videoBytes"`
+		VideoLost     int    `json:"videoLost"`
+		TransportText string `json:"transportText"`
+		QualityText   string `json:"qualityText"`
+		ViewersText   string `json:"viewersText"`
 	} `json:"watch"`
+	SoundOnly struct {
+		Options        []string `json:"options"`
+		Label          string   `json:"label"`
+		Playing        string   `json:"playing"`
+		QualityText    string   `json:"qualityText"`
+		QualityLive    string   `json:"qualityLive"`
+		Overlay        string   `json:"overlay"`
+		State          string   `json:"state"`
+		Transceivers   int      `json:"transceivers"`
+		AudioBytesPerS float64  `json:"audioBytesPerS"`
+		VideoBytes     int      `json:"videoBytes"`
+		BackTo         string   `json:"backTo"`
+		BackText       string   `json:"backText"`
+	} `json:"soundOnly"`
 	Unmute struct {
 		Muted        bool   `json:"muted"`
 		ButtonHidden bool   `json:"buttonHidden"`
@@ -147,10 +164,14 @@ func browserDriver(t *testing.T) string {
 	}
 	dir, err := filepath.Abs(filepath.Join("..", "..", "web", "browsertest"))
 	require.NoError(t, err)
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err == nil {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "axe-core", "axe.min.js")); err == nil {
-			return dir
+	installed := true
+	for _, f := range []string{"playwright-core/package.json", "axe-core/axe.min.js", "puppeteer-core/package.json", "hls.js/dist/hls.min.js"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(f))); err != nil {
+			installed = false
 		}
+	}
+	if installed {
+		return dir
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
@@ -220,6 +241,28 @@ channels:
 		require.Equal(t, "Conseil municipal de Démo", r.Watch.Title)
 		require.Equal(t, 1, r.Watch.Captions, "a captions region is reserved")
 		require.Regexp(t, regexp.MustCompile(`^\d+ spectateurs?$`), r.Watch.ViewersText)
+	})
+	t.Run("WebRTC, no loss at start", func(t *testing.T) {
+		require.Equal(t, "Diffusion en temps réel (WebRTC)", r.Watch.TransportText)
+		require.Equal(t, "Qualité : Auto, haute", r.Watch.QualityText)
+		require.Zero(t, r.Watch.VideoLost, "video packets lost since the start (the cached GOP is paced)")
+	})
+	t.Run("« Son seul » by keyboard", func(t *testing.T) {
+		so := r.SoundOnly
+		t.Logf("Son seul: %.0f B/s of audio over WebRTC", so.AudioBytesPerS)
+		require.Equal(t, "Qualité", so.Label, "the menu has a label")
+		require.Equal(t, []string{"Auto", "Haute", "Son seul"}, so.Options, "« Basse » hidden: the server offers no layer")
+		require.Equal(t, "audio", so.Playing)
+		require.Equal(t, "live", so.State)
+		require.Equal(t, "Qualité : Son seul", so.QualityText)
+		require.Equal(t, "polite", so.QualityLive, "the change is announced")
+		require.Equal(t, "Son seul : pas d’image", so.Overlay)
+		require.Equal(t, 1, so.Transceivers, "the offer has an audio section only")
+		require.Zero(t, so.VideoBytes, "no video received")
+		require.Positive(t, so.AudioBytesPerS)
+		require.Less(t, so.AudioBytesPerS*8, 64000.0, "under 64 kbit/s")
+		require.Equal(t, "auto", so.BackTo)
+		require.Equal(t, "Qualité : Auto, haute", so.BackText)
 	})
 	t.Run("audio RTP arrives", func(t *testing.T) {
 		require.Positive(t, r.Watch.AudioBytes, "inbound-rtp audio bytesReceived")

@@ -104,11 +104,12 @@ channels:
 	require.GreaterOrEqual(t, metric(t, metrics, `seance_viewer_sessions_total{channel="conseil",protocol="hls"}`), 1.0)
 	require.Positive(t, metric(t, metrics, `seance_hls_requests_total{channel="conseil",kind="segment"}`))
 
-	// Segments are immutable, media playlists are short-lived.
-	res, media := httpGet(t, base+"conseil/video1_stream.m3u8")
+	// Segments are immutable, media playlists are short-lived. The default
+	// variant (mpegts) has one media playlist, audio and video muxed.
+	res, media := httpGet(t, base+"conseil/main_stream.m3u8")
 	require.Equal(t, http.StatusOK, res.StatusCode, media)
 	require.Equal(t, "public, max-age=1", res.Header.Get("Cache-Control"))
-	seg := regexp.MustCompile(`(?m)^[0-9a-f]+_video1_seg\d+\.mp4$`).FindString(media)
+	seg := regexp.MustCompile(`(?m)^[0-9a-f]+_main_seg\d+\.ts$`).FindString(media)
 	require.NotEmpty(t, seg, media)
 	res, _ = httpGet(t, base+"conseil/"+seg)
 	require.Equal(t, http.StatusOK, res.StatusCode)

@@ -127,7 +127,7 @@ channels:
 	ng.stop()
 
 	// The WHEP viewer: a moving picture, the participants' tone.
-	requireMoving(t, "WHEP viewer", viewerVideo)
+	requirePictureMoves(t, "WHEP viewer", viewerVideo)
 	require.InDelta(t, 440, whipToneHz(t, viewerAudio), 5, "the participants' tone at the viewer")
 
 	// YouTube's stand-in: one connection, H.264 + AAC, keyframes ≤ 4 s,
@@ -146,7 +146,7 @@ channels:
 	t.Logf("destination: %.1f s, %d keyframes, longest interval %.2f s", dur, len(keys), maxGap)
 	require.LessOrEqual(t, maxGap, 4.0)
 	require.LessOrEqual(t, last-keys[len(keys)-1], 4.0)
-	requireMoving(t, "destination", files[0])
+	requirePictureMoves(t, "destination", files[0])
 	require.InDelta(t, 440, whipToneHz(t, files[0]), 5, "the participants' tone at the destination")
 
 	texts := map[string]string{"logs": s.logs.String(), "/metrics": metrics, "API": api}
@@ -177,14 +177,14 @@ func (v *whepViewer) save(t *testing.T, dir string) (video, audio string) {
 	return video, audio
 }
 
-// requireMoving decodes two frames a second of file, 64x36 in grey, and
+// requirePictureMoves decodes two frames a second of file, 64x36 in grey, and
 // requires that successive ones differ: the participants' cameras move.
 // One still stretch of at most 10 s is the slate through the capture
 // browser's restart; beside it, at least half the pairs must differ (on a
 // 2-core machine loaded by other work, freezes of several seconds were
 // seen while a participant's Chromium started; a frozen or static page
 // has no pair that differs).
-func requireMoving(t *testing.T, what, file string) {
+func requirePictureMoves(t *testing.T, what, file string) {
 	t.Helper()
 	const fw, fh = 64, 36
 	raw, err := exec.CommandContext(t.Context(), "ffmpeg", "-nostdin", "-v", "error", "-i", file, "-an",

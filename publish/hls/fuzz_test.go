@@ -71,7 +71,7 @@ func FuzzHandler(f *testing.F) {
 	requireTools(f)
 	clip := encodeClip(f, 320, 180, 5*time.Second, 48000)
 	hub := relay.NewHub([]relay.ChannelConfig{{Name: "demo"}}, zerolog.Nop(), relay.NewMetrics(prometheus.NewRegistry()))
-	s, err := New(Config{}, hub, zerolog.Nop(), nil)
+	s, err := New(Config{Variant: VariantLowLatency}, hub, zerolog.Nop(), nil)
 	require.NoError(f, err)
 	s.hold = 50 * time.Millisecond
 	tr := clip.tracks()

@@ -161,7 +161,7 @@ func TestGapsHiddenFromPlayers(t *testing.T) {
 	requireTools(t)
 	clip := encodeClip(t, 320, 180, 12*time.Second, 48000) // a keyframe every second
 	hub := relay.NewHub([]relay.ChannelConfig{{Name: "demo"}}, zerolog.Nop(), relay.NewMetrics(prometheus.NewRegistry()))
-	s, err := New(Config{}, hub, zerolog.Nop(), nil)
+	s, err := New(Config{Variant: VariantLowLatency}, hub, zerolog.Nop(), nil)
 	require.NoError(t, err)
 	tr := clip.tracks()
 	mx, err := newMuxer(s.cfg, &tr, func(err error) { t.Error(err) })

@@ -54,6 +54,11 @@ type relayOptions struct {
 func startRelay(t *testing.T, o relayOptions) *testRelay {
 	t.Helper()
 	cfg := o.cfg
+	if cfg.Variant == "" {
+		// Most tests here check LL-HLS's parts, blocking reloads and gaps:
+		// the richest variant, no longer the default (mpegts).
+		cfg.Variant = VariantLowLatency
+	}
 	logs := &lockedBuffer{}
 	log := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), logs)).Level(zerolog.DebugLevel)
 	reg := prometheus.NewRegistry()

@@ -50,7 +50,9 @@ const (
 
 // Config configures the HLS output. Zero values take the defaults.
 type Config struct {
-	// Variant is VariantLowLatency (default), VariantFMP4 or VariantMPEGTS.
+	// Variant is VariantMPEGTS (default: audio and video in one
+	// rendition, which every engine plays), VariantLowLatency or
+	// VariantFMP4.
 	Variant string
 	// SegmentCount is how many segments the live playlist lists. Default
 	// 7; at least 7 for low latency, 3 otherwise.
@@ -101,7 +103,7 @@ type Server struct {
 // New validates cfg. Call Run to serve.
 func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer) (*Server, error) {
 	if cfg.Variant == "" {
-		cfg.Variant = VariantLowLatency
+		cfg.Variant = VariantMPEGTS
 	}
 	if cfg.SegmentCount == 0 {
 		cfg.SegmentCount = 7

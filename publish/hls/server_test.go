@@ -406,7 +406,7 @@ func TestNewValidates(t *testing.T) {
 		want string
 	}{
 		{Config{Variant: "dash"}, "hls.variant"},
-		{Config{SegmentCount: 5}, "hls.segment_count"},
+		{Config{Variant: VariantLowLatency, SegmentCount: 5}, "hls.segment_count"},
 		{Config{Variant: VariantMPEGTS, SegmentCount: 2}, "hls.segment_count"},
 		{Config{SegmentDuration: time.Minute}, "hls.segment_duration"},
 		{Config{SegmentDuration: time.Second, PartDuration: 2 * time.Second}, "hls.part_duration"},
@@ -416,7 +416,7 @@ func TestNewValidates(t *testing.T) {
 	}
 	s, err := New(Config{}, hub, zerolog.Nop(), nil)
 	require.NoError(t, err)
-	require.Equal(t, Config{Variant: VariantLowLatency, SegmentCount: 7, SegmentDuration: time.Second, PartDuration: 200 * time.Millisecond}, s.cfg)
+	require.Equal(t, Config{Variant: VariantMPEGTS, SegmentCount: 7, SegmentDuration: time.Second, PartDuration: 200 * time.Millisecond}, s.cfg)
 	require.Equal(t, 6*time.Second, s.hold)
 	require.Equal(t, 10*time.Second, s.viewers.window)
 }

@@ -198,9 +198,12 @@ type client struct {
 	posted                 time.Time
 
 	firstVideo chan struct{} // closed on the first video packet
+	firstAudio chan struct{} // closed on the first audio packet
 	mu         sync.Mutex
 	video      []pkt
 	videoSSRC  uint32
+	// audioBytes and videoBytes count the RTP payload bytes received.
+	audioBytes, videoBytes int
 }
 
 type clientOpts struct {
@@ -211,12 +214,14 @@ type clientOpts struct {
 	noReplayProtection bool
 	// block, when set, holds the track readers until it is closed.
 	block <-chan struct{}
+	// audioOnly offers to receive audio only (the player's « Son seul »).
+	audioOnly bool
 }
 
 // newClient creates a viewer and gathers its offer; post sends it.
 func newClient(t testing.TB, o clientOpts) *client {
 	t.Helper()
-	c := &client{t: t, firstVideo: make(chan struct{})}
+	c := &client{t: t, firstVideo: make(chan struct{}), firstAudio: make(chan struct{})}
 	var conn net.PacketConn
 	if o.vanishable {
 		udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -233,11 +238,15 @@ func newClient(t testing.TB, o clientOpts) *client {
 			_ = c.conn.Close()
 		}
 	})
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+	kinds := []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio}
+	if o.audioOnly {
+		kinds = kinds[1:]
+	}
+	for _, k := range kinds {
 		_, err = pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
 		require.NoError(t, err)
 	}
-	var once sync.Once
+	var once, audioOnce sync.Once
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if o.block != nil {
 			<-o.block
@@ -255,12 +264,20 @@ func newClient(t testing.TB, o clientOpts) *client {
 				return
 			}
 			var p rtp.Packet
-			if !video || p.Unmarshal(buf[:n]) != nil {
+			if p.Unmarshal(buf[:n]) != nil {
+				continue
+			}
+			if !video {
+				c.mu.Lock()
+				c.audioBytes += len(p.Payload)
+				c.mu.Unlock()
+				audioOnce.Do(func() { close(c.firstAudio) })
 				continue
 			}
 			r := pkt{seq: p.SequenceNumber, ts: p.Timestamp, marker: p.Marker, payload: bytes.Clone(p.Payload), at: time.Now()}
 			c.mu.Lock()
 			c.video = append(c.video, r)
+			c.videoBytes += len(p.Payload)
 			c.mu.Unlock()
 			once.Do(func() { close(c.firstVideo) })
 		}
@@ -286,6 +303,13 @@ func (c *client) post(e *env, channel string) {
 	require.Equal(c.t, http.StatusCreated, resp.StatusCode, body)
 	c.location, c.etag, c.answer = resp.Header.Get("Location"), resp.Header.Get("ETag"), body
 	require.NoError(c.t, c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body}))
+}
+
+// received returns the audio and video payload bytes received so far.
+func (c *client) received() (audio, video int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.audioBytes, c.videoBytes
 }
 
 // videoPackets returns a copy of the video packets received so far.

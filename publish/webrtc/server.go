@@ -516,13 +516,26 @@ func (s *Server) newSession(ch *relay.Channel, tracks *relay.Tracks, offer strin
 	sess.ctx, sess.cancel = context.WithCancelCause(s.ctx)
 	// RFC 3550 5.1: the initial sequence numbers are random.
 	sess.vseq, sess.aseq = uint16(randUint32()), uint16(randUint32())
-	if sess.vsender, err = pc.AddTrack(sess.video); err != nil {
-		return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
+	// An offer without a video section asks for the sound alone (the
+	// player's « Son seul »): no video track, and no video is sent. An
+	// offer with one must receive H.264.
+	sess.audioOnly = !offersKind(pc, webrtc.RTPCodecTypeVideo)
+	if sess.audioOnly {
+		if !offersKind(pc, webrtc.RTPCodecTypeAudio) {
+			return nil, "", fmt.Errorf("%w: the offer receives neither video nor audio", ErrBadOffer)
+		}
+		if tracks.Audio == nil {
+			return nil, "", fmt.Errorf("%w: the offer receives audio only, and the channel has no audio", ErrBadOffer)
+		}
+	} else {
+		if sess.vsender, err = pc.AddTrack(sess.video); err != nil {
+			return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
+		}
+		if sess.video.want, err = answerH264(pc, sess.vsender, offer, video, tracks.Video.SPS); err != nil {
+			return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
+		}
 	}
-	if sess.video.want, err = answerH264(pc, sess.vsender, offer, video, tracks.Video.SPS); err != nil {
-		return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
-	}
-	if tracks.Audio != nil && offersAudio(pc) {
+	if tracks.Audio != nil && offersKind(pc, webrtc.RTPCodecTypeAudio) {
 		sess.audio = &track{id: "audio", stream: "seance", kind: webrtc.RTPCodecTypeAudio, codec: audio}
 		if sess.asender, err = pc.AddTrack(sess.audio); err != nil {
 			return nil, "", fmt.Errorf("%w: %s", ErrBadOffer, err)
@@ -540,8 +553,13 @@ func (s *Server) newSession(ch *relay.Channel, tracks *relay.Tracks, offer strin
 	case <-gathered:
 	case <-time.After(3 * time.Second):
 	}
-	if _, _, _, ok := sess.video.binding(); !ok {
+	if _, _, _, ok := sess.video.binding(); !ok && !sess.audioOnly {
 		return nil, "", fmt.Errorf("%w: the offer does not receive H.264 video", ErrBadOffer)
+	}
+	if sess.audioOnly {
+		if _, _, _, ok := sess.audio.binding(); !ok {
+			return nil, "", fmt.Errorf("%w: the offer does not receive Opus audio", ErrBadOffer)
+		}
 	}
 	sess.sub = ch.Subscribe("webrtc", queueFrames)
 	if sess.audio != nil {
@@ -553,10 +571,10 @@ func (s *Server) newSession(ch *relay.Channel, tracks *relay.Tracks, offer strin
 	return sess, pc.LocalDescription().SDP, nil
 }
 
-// offersAudio says whether the remote offer has an audio section.
-func offersAudio(pc *webrtc.PeerConnection) bool {
+// offersKind says whether the remote offer has a section of that kind.
+func offersKind(pc *webrtc.PeerConnection, kind webrtc.RTPCodecType) bool {
 	for _, t := range pc.GetTransceivers() {
-		if t.Kind() == webrtc.RTPCodecTypeAudio {
+		if t.Kind() == kind {
 			return true
 		}
 	}

@@ -35,6 +35,14 @@ const (
 	// resyncEvery bounds how often a viewer's picture loss is answered by
 	// replaying the cached GOP.
 	resyncEvery = 2 * time.Second
+	// paceRate and paceBurst pace the frames replayed from the cache (fast
+	// start, PLI): a token bucket of paceBurst bytes refilled at paceRate
+	// bit/s, about five times Jibri's 2.5 Mbit/s. Sent at once, a 2 s GOP
+	// (~600 KiB) overflowed browsers' receive buffers: Firefox lost 300 to
+	// 900 packets in the first seconds on loopback. The IDR (~40-120 KiB)
+	// still arrives within ~60 ms.
+	paceRate  = 12_000_000
+	paceBurst = 64 << 10
 )
 
 // sent is one retransmittable packet (16 bytes): where its payload lives
@@ -56,11 +64,18 @@ type session struct {
 	pc      *webrtc.PeerConnection
 	video   *track
 	audio   *track
-	vsender *webrtc.RTPSender
-	asender *webrtc.RTPSender
-	sub     *relay.Subscription
-	opus    func()
-	created time.Time
+	vsender *webrtc.RTPSender // nil for an audio-only session
+	// paceTokens and paceAt are the replay pacer's bucket (writer
+	// goroutine); see paceRate.
+	paceTokens float64
+	paceAt     time.Time
+	// audioOnly: the offer had no video section (« Son seul »); only
+	// audio is sent, and it starts at once rather than with a keyframe.
+	audioOnly bool
+	asender   *webrtc.RTPSender
+	sub       *relay.Subscription
+	opus      func()
+	created   time.Time
 	// from is the client's address (addrlimit.Key), zero in process;
 	// cands its candidate budget; pendingRelease gives its pending slot
 	// back (idempotent). seated and seatRelease are under srv.mu: the
@@ -123,7 +138,9 @@ type srRecord struct {
 // run starts the session's goroutines; they stop when ctx ends.
 func (s *session) run() {
 	s.wg.Go(s.writeLoop)
-	s.wg.Go(func() { s.readRTCP(s.vsender, 0) })
+	if s.vsender != nil {
+		s.wg.Go(func() { s.readRTCP(s.vsender, 0) })
+	}
 	if s.asender != nil {
 		s.wg.Go(func() { s.readRTCP(s.asender, 1) })
 	}
@@ -274,6 +291,9 @@ func (s *session) sendVideo(f *relay.Frame) {
 	s.ringMu.Unlock()
 	s.hdr = rtp.Header{Version: 2, PayloadType: pt, Timestamp: s.vTS, SSRC: ssrc}
 	for i, p := range payloads {
+		if late && !s.pace(len(p)) {
+			return // the session ended while paced
+		}
 		s.hdr.SequenceNumber = s.vseq
 		s.hdr.Marker = i == len(payloads)-1
 		s.vseq++
@@ -293,7 +313,7 @@ func (s *session) sendVideo(f *relay.Frame) {
 }
 
 func (s *session) sendAudio(f *relay.Frame) {
-	if len(f.Opus) == 0 || !s.vStarted {
+	if len(f.Opus) == 0 || (!s.vStarted && !s.audioOnly) {
 		return
 	}
 	now := time.Now()
@@ -328,6 +348,32 @@ func (s *session) sendAudio(f *relay.Frame) {
 	}
 	s.lastASend = now
 	s.countPackets(len(f.Opus))
+}
+
+// pace takes n bytes from the replay pacer's bucket, waiting for them if it
+// is empty (writer goroutine: the viewer's own; the channel never waits).
+// It reports false if the session ended meanwhile.
+func (s *session) pace(n int) bool {
+	now := time.Now()
+	if s.paceAt.IsZero() {
+		s.paceTokens = paceBurst
+	} else {
+		s.paceTokens = min(paceBurst, s.paceTokens+now.Sub(s.paceAt).Seconds()*paceRate/8)
+	}
+	s.paceAt = now
+	s.paceTokens -= float64(n)
+	if s.paceTokens >= 0 {
+		return true
+	}
+	wait := time.Duration(-s.paceTokens / (paceRate / 8) * float64(time.Second))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // countPackets adds to the channel's sent packets (writer goroutine).

@@ -392,13 +392,27 @@ func TestWHEPProtocol(t *testing.T) {
 			refused: "bad_request",
 		},
 		{
-			name: "offer without a video m-line: 400",
+			name: "offer without a video m-line (« Son seul »): 201, audio only",
 			do: func(t *testing.T, e *env) result {
 				r, b := e.post(t, "demo", makeOffer(t, offerOpts{audio: webrtc.RTPTransceiverDirectionRecvonly}))
 				return result{r, b}
 			},
+			status:  http.StatusCreated,
+			viewers: 1,
+			check: func(t *testing.T, e *env, r result) {
+				require.NotContains(t, r.body, "m=video")
+				require.Regexp(t, `m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n`, r.body)
+				require.Contains(t, r.body, "a=sendonly")
+			},
+		},
+		{
+			name: "audio-only sendonly offer: 400",
+			do: func(t *testing.T, e *env) result {
+				r, b := e.post(t, "demo", makeOffer(t, offerOpts{audio: webrtc.RTPTransceiverDirectionSendonly}))
+				return result{r, b}
+			},
 			status:  http.StatusBadRequest,
-			body:    "does not receive H.264 video",
+			body:    "does not receive Opus audio",
 			refused: "bad_request",
 		},
 		{

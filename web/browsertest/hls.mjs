@@ -139,8 +139,8 @@ try {
     return out;
   });
 
-  // A browser that does not play HLS itself never asks for it: it keeps
-  // trying WebRTC.
+  // A browser that does not play HLS itself falls back the same way,
+  // through hls.js (Media Source Extensions), served by seance.
   const noHLS = step('noHLS', async () => {
     const ctx = await browser.newContext({ locale: 'fr-FR', viewport: { width: 1280, height: 800 } });
     await ctx.addInitScript(() => {
@@ -151,10 +151,17 @@ try {
     });
     const { page, requests } = await open(ctx, true);
     await page.goto(`${base}/watch/${channel}`);
-    await page.waitForTimeout(7000); // the fallback would come after 5 s
+    await page.waitForFunction(() => window.seancePlayer.transport === 'hls' && window.seancePlayer.state === 'live',
+      null, { timeout: 40000, polling: 100 });
+    const play = await playing(page);
+    const firstHLS = requests.find((r) => r.path.startsWith('/hls/'));
     const out = {
+      ...play,
       ...(await player(page)),
+      engine: await page.evaluate(() => window.seancePlayer.engine),
+      hlsjs: requests.filter((r) => r.path === '/static/hls.min.js').length,
       whepPosts: requests.filter((r) => r.method === 'POST' && r.path.startsWith('/whep/')).length,
+      firstHLSMs: firstHLS ? firstHLS.ms : -1,
       hlsRequests: requests.filter((r) => r.path.startsWith('/hls/')).length,
     };
     await ctx.close();

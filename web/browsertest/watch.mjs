@@ -27,6 +27,7 @@ const log = (...a) => console.error('[browsertest]', ...a);
 // step runs one named part; a failure is reported and the rest goes on.
 async function step(name, fn) {
   const t0 = Date.now();
+  console.error('[watch]', new Date().toISOString(), 'step', name);
   try {
     report[name] = await fn();
   } catch (err) {
@@ -42,8 +43,13 @@ function watchPage(page) {
     const u = new URL(r.url());
     if (u.origin !== origin && u.protocol !== 'blob:' && u.protocol !== 'data:') report.offOrigin.push(r.url());
   });
-  page.on('console', (m) => { if (m.type() === 'error') report.consoleErrors.push(`${page.url()}: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') report.consoleErrors.push(`${page.url()}: ${m.text()}` + (m.location().url ? ` (${m.location().url})` : ''));
+  });
   page.on('pageerror', (e) => report.consoleErrors.push(`${page.url()}: ${e.message}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) console.error('[watch]', new Date().toISOString(), r.request().method(), r.status(), r.url(), 'on', page.url());
+  });
   return page;
 }
 
@@ -164,7 +170,15 @@ try {
       captions: await page.locator('[role="region"][aria-label="Sous-titres"]').count(),
       audioBytes: await inboundBytes(page, 'audio'),
       videoBytes: await inboundBytes(page, 'video'),
+      transportText: await text(page, '.transport'),
+      qualityText: await text(page, '.quality-now'),
     };
+    // Packets lost since the start (the fast-start burst is paced).
+    out.videoLost = await page.evaluate(async () => {
+      let n = 0;
+      (await window.seancePlayer.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') n += s.packetsLost || 0; });
+      return n;
+    });
     // The viewer count arrives with the first poll of the public API.
     await page.waitForFunction(() => /\d/.test(document.querySelector('.viewers').textContent), null, { timeout: 8000 });
     out.viewersText = await text(page, '.viewers');
@@ -208,6 +222,59 @@ try {
   });
 
   await step('axeWatch', () => axe(page));
+
+  // « Son seul » chosen with the keyboard in the quality menu: a new WHEP
+  // session that receives audio only; the page says so; then back to Auto.
+  await step('soundOnly', async () => {
+    const viewers = async () => (await (await fetch(`${base}/api/public/channels/${channel}`)).json()).viewers;
+    const alone = await viewers();
+    const p = watchPage(await fr.newPage());
+    await p.goto(`${base}/watch/${channel}`);
+    await playing(p);
+    const options = await p.$$eval('.quality select option', (os) => os.map((o) => o.textContent));
+    const label = await p.evaluate(() => {
+      const s = document.querySelector('.quality select');
+      return s.labels && s.labels[0] ? s.labels[0].querySelector('span').textContent.trim() : '';
+    });
+    await p.focus('.quality select');
+    // Keyboard: on a focused closed <select>, arrow keys change the value.
+    while ((await p.evaluate(() => document.querySelector('.quality select').value)) !== 'audio') await p.keyboard.press('ArrowDown');
+    await p.waitForFunction(() => {
+      const pc = window.seancePlayer.pc;
+      return window.seancePlayer.state === 'live' && pc && pc.getTransceivers().every((t) => t.receiver.track.kind === 'audio');
+    }, null, { timeout: 20000, polling: 100 });
+    const read = () => p.evaluate(async () => {
+      const out = { audio: 0, video: 0, transceivers: window.seancePlayer.pc.getTransceivers().length };
+      (await window.seancePlayer.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') out[s.kind] += s.bytesReceived || 0; });
+      return out;
+    });
+    const before = await read();
+    await p.waitForTimeout(2000);
+    const after = await read();
+    const out = {
+      options,
+      label,
+      playing: await p.evaluate(() => window.seancePlayer.playing),
+      qualityText: await text(p, '.quality-now'),
+      qualityLive: await p.getAttribute('.quality-now', 'aria-live'),
+      overlay: await text(p, '.overlay'),
+      state: await p.evaluate(() => window.seancePlayer.state),
+      transceivers: after.transceivers,
+      audioBytesPerS: (after.audio - before.audio) / 2,
+      videoBytes: after.video,
+    };
+    await p.keyboard.press('ArrowUp');
+    await p.keyboard.press('ArrowUp');
+    await p.waitForFunction(() => window.seancePlayer.playing === 'high' && window.seancePlayer.state === 'live' &&
+      document.querySelector('video').videoWidth > 0, null, { timeout: 20000, polling: 100 });
+    out.backTo = await p.evaluate(() => window.seancePlayer.quality);
+    out.backText = await text(p, '.quality-now');
+    await p.close();
+    // Its session ends before the next step counts viewers.
+    const t0 = Date.now();
+    while (Date.now() - t0 < 5000 && (await viewers()) > alone) await new Promise((r) => setTimeout(r, 100));
+    return out;
+  });
 
   // Leaving the page ends its session at once (WHEP DELETE on pagehide),
   // not after the server's ICE timeout (10 s).
