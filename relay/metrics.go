@@ -52,6 +52,8 @@ type Metrics struct {
 	transcode   *prometheus.CounterVec
 	slateActive *prometheus.GaugeVec
 	slateSecs   *prometheus.CounterVec
+
+	derivedState
 }
 
 // NewMetrics registers the relay's metrics on reg.
