@@ -1,0 +1,148 @@
+package rendition
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seance-relay/seance/ingest/demo"
+	"github.com/seance-relay/seance/relay"
+)
+
+func requireFFmpeg(t *testing.T) string {
+	t.Helper()
+	p, err := LookFFmpeg()
+	require.NoError(t, err, "ffmpeg must be installed for this test (scripts/install-test-deps.sh)")
+	return p
+}
+
+// keyframes collects the PTS of a channel's keyframes and their heights.
+type keyframes struct {
+	mu     sync.Mutex
+	pts    map[time.Duration]int
+	frames int
+}
+
+func (k *keyframes) collect(ctx context.Context, sub *relay.Subscription) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-sub.Frames():
+			if f.Kind != relay.KindVideo {
+				continue
+			}
+			k.mu.Lock()
+			k.frames++
+			if f.Key {
+				var sps h264.SPS
+				if sps.Unmarshal(f.Tracks.Video.SPS) == nil {
+					k.pts[f.PTS] = sps.Height()
+				}
+			}
+			k.mu.Unlock()
+		}
+	}
+}
+
+func (k *keyframes) snapshot() (map[time.Duration]int, int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make(map[time.Duration]int, len(k.pts))
+	for p, h := range k.pts {
+		out[p] = h
+	}
+	return out, k.frames
+}
+
+// TestMakerFollowsTheChannel: the demo clip (720p30, 2 s GOP) goes through
+// one ffmpeg into a 360-line rendition whose keyframes fall on the
+// source's, with the same timestamps; ffmpeg killed restarts; the channel
+// going idle stops it.
+func TestMakerFollowsTheChannel(t *testing.T) {
+	ff := requireFFmpeg(t)
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	reg := prometheus.NewRegistry()
+	hub := relay.NewHub([]relay.ChannelConfig{{
+		Name: "bourg", Renditions: []relay.RenditionConfig{{Name: "basse", Height: 360, VideoBitrate: 500_000}},
+	}}, log, relay.NewMetrics(reg))
+	ch, err := hub.Channel("bourg")
+	require.NoError(t, err)
+	r := ch.Rendition("basse")
+	require.NotNil(t, r)
+	met := NewMetrics(reg)
+	mk, err := New(Config{FFmpeg: ff}, ch, r, log, met)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	src, full, low := &keyframes{pts: map[time.Duration]int{}}, ch.Subscribe("webrtc", 1024), r.Channel.Subscribe("webrtc", 1024)
+	defer full.Close()
+	defer low.Close()
+	srcK, lowK := src, &keyframes{pts: map[time.Duration]int{}}
+	wg.Go(func() { srcK.collect(ctx, full) })
+	wg.Go(func() { lowK.collect(ctx, low) })
+	wg.Go(func() { _ = hub.Run(ctx) })
+	wg.Go(func() { _ = mk.Run(ctx) })
+	dctx, dcancel := context.WithCancel(ctx)
+	d, err := demo.New(ch, log)
+	require.NoError(t, err)
+	demoDone := make(chan struct{})
+	go func() { defer close(demoDone); _ = d.Run(dctx) }()
+
+	// Three rendition keyframes, each on a source keyframe's PTS, 360
+	// lines high (the source is 720).
+	require.Eventually(t, func() bool {
+		lk, _ := lowK.snapshot()
+		return len(lk) >= 3
+	}, 30*time.Second, 50*time.Millisecond, "the rendition sends keyframes")
+	sk, _ := srcK.snapshot()
+	lk, _ := lowK.snapshot()
+	for pts, h := range lk {
+		require.Equal(t, 360, h, "rendition keyframe at %s", pts)
+		sh, ok := sk[pts]
+		require.True(t, ok, "the rendition's keyframe at %s is on a source keyframe (source: %v)", pts, sk)
+		require.Equal(t, 720, sh)
+	}
+	require.Equal(t, StateLive, mk.Status().State)
+	require.Eventually(t, func() bool { return mk.Status().FPS > 20 }, 5*time.Second, 50*time.Millisecond, "about 30 fps out")
+	require.Greater(t, testutil.ToFloat64(met.cpu.WithLabelValues("bourg", "basse")), 0.0, "ffmpeg's CPU is counted")
+
+	// ffmpeg killed: the rendition comes back after a backoff.
+	pid := ffmpegPID(t, mk)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return mk.Status().Restarts == 1 }, 5*time.Second, 20*time.Millisecond)
+	_, before := lowK.snapshot()
+	require.Eventually(t, func() bool {
+		_, n := lowK.snapshot()
+		return n > before+30 && mk.Status().State == StateLive
+	}, 20*time.Second, 50*time.Millisecond, "the rendition restarts")
+	require.Equal(t, 1.0, testutil.ToFloat64(met.restarts.WithLabelValues("bourg", "basse")))
+	require.NotEqual(t, pid, ffmpegPID(t, mk))
+
+	// The channel ends: ffmpeg stops, the rendition goes idle.
+	dcancel()
+	<-demoDone
+	require.Eventually(t, func() bool {
+		st, _ := r.Channel.State()
+		return mk.Status().State == StateIdle && st == relay.StateIdle
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, 1.0, testutil.ToFloat64(met.state.WithLabelValues("bourg", "basse", "idle")))
+}
+
+// ffmpegPID waits for the maker's ffmpeg and returns its pid.
+func ffmpegPID(t *testing.T, mk *Maker) int {
+	t.Helper()
+	require.Eventually(t, func() bool { return mk.pid.Load() > 0 }, 10*time.Second, 20*time.Millisecond, "ffmpeg runs")
+	return int(mk.pid.Load())
+}
