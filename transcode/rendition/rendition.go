@@ -124,6 +124,10 @@ func (mk *Maker) Status() Status {
 	return mk.status
 }
 
+// PID returns the process id of ffmpeg while it runs, 0 otherwise
+// (diagnostics and tests).
+func (mk *Maker) PID() int { return int(mk.pid.Load()) }
+
 func (mk *Maker) setState(s State, err error) {
 	mk.mu.Lock()
 	defer mk.mu.Unlock()

@@ -143,6 +143,6 @@ func TestMakerFollowsTheChannel(t *testing.T) {
 // ffmpegPID waits for the maker's ffmpeg and returns its pid.
 func ffmpegPID(t *testing.T, mk *Maker) int {
 	t.Helper()
-	require.Eventually(t, func() bool { return mk.pid.Load() > 0 }, 10*time.Second, 20*time.Millisecond, "ffmpeg runs")
-	return int(mk.pid.Load())
+	require.Eventually(t, func() bool { return mk.PID() > 0 }, 10*time.Second, 20*time.Millisecond, "ffmpeg runs")
+	return mk.PID()
 }
