@@ -77,8 +77,8 @@ type session struct {
 	qmu          sync.Mutex // counts the viewer by quality (moveQuality)
 	qdone        bool
 	wg           sync.WaitGroup
-	endOnce   sync.Once
-	reason    atomic.Value // string
+	endOnce      sync.Once
+	reason       atomic.Value // string
 
 	// Owned by the writer goroutine.
 	hdr        rtp.Header

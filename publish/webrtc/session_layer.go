@@ -10,13 +10,13 @@ import (
 // video the viewer receives and which it switches to. Owned by the writer
 // goroutine. Names are "" for the full rendition.
 type layerState struct {
-	want    string             // asked by the viewer ("full" or a name)
-	target  string             // the rendition to switch to, "" full
-	playing string             // the rendition the viewer receives, "" full
+	want    string              // asked by the viewer ("full" or a name)
+	target  string              // the rendition to switch to, "" full
+	playing string              // the rendition the viewer receives, "" full
 	sub     *relay.Subscription // the rendition's frames, nil on full
-	subOf   string             // the rendition sub belongs to
-	changed <-chan struct{}    // the rendition channel's state changes
-	needKey bool               // the rendition's frames wait for a keyframe
+	subOf   string              // the rendition sub belongs to
+	changed <-chan struct{}     // the rendition channel's state changes
+	needKey bool                // the rendition's frames wait for a keyframe
 	// holdSince is when the full picture stopped, at a keyframe, for the
 	// rendition to take over; zero when it is not held.
 	holdSince time.Time
