@@ -61,7 +61,7 @@ func parseLayerRequest(b []byte) (layerRequest, error) {
 		return req, nil
 	}
 	if err := json.Unmarshal(b, &req); err != nil {
-		return req, errors.New("the body must be a JSON object like {\"mediaId\":\"0\",\"encodingId\":\"basse\"}")
+		return layerRequest{}, errors.New("the body must be a JSON object like {\"mediaId\":\"0\",\"encodingId\":\"basse\"}")
 	}
 	return req, nil
 }

@@ -252,6 +252,45 @@ func TestWHEPLayerSelection(t *testing.T) {
 		require.GreaterOrEqual(t, int32(pkts[i].ts-pkts[i-1].ts), int32(0), "packet %d", i)
 	}
 	require.Len(t, c.pc.GetReceivers(), 2, "no renegotiation: still one video and one audio receiver")
+
+	// One event stream per session: a second one ends the first, and the
+	// session's end ends the second.
+	second := openSSE(t, e, sseURL)
+	second.waitLayers(t, 5*time.Second, func(l mediaLayers) bool { return l.Playing == "full" })
+	requireClosed(t, sse)
+	resp, _ = e.do(t, http.MethodDelete, c.location, "", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	requireClosed(t, second)
+	resp, _ = e.do(t, http.MethodPost, layerURL, "application/json", []byte(`{}`))
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+// requireClosed waits for an event stream to end.
+func requireClosed(t *testing.T, r *sseReader) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case _, open := <-r.events:
+			if !open {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the event stream is still open")
+		}
+	}
+}
+
+func FuzzLayerRequest(f *testing.F) {
+	for _, s := range []string{``, `{}`, `{"mediaId":"0","encodingId":"basse"}`, `{"encodingId":"full","spatialLayerId":1}`, `basse`, `[1,2]`, `{"mediaId":0}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := parseLayerRequest(b)
+		if err != nil {
+			require.Equal(t, layerRequest{}, req)
+		}
+	})
 }
 
 // TestWHEPLayerFallsBack: a viewer on the rendition gets the full stream
