@@ -62,7 +62,7 @@ type Config struct {
 	FFmpeg string
 	// AudioBitrate is the AAC bit rate of the rendition's audio, in bits
 	// per second, for HLS's reduced and audio-only variants (WebRTC
-	// viewers keep the channel's Opus). Default 48 000.
+	// viewers keep the channel's Opus). Default 40 000: with MPEG-TS or fMP4 framing the audio-only HLS rendition stays under 64 kbit/s.
 	AudioBitrate int
 }
 
@@ -103,7 +103,7 @@ func New(cfg Config, src *relay.Channel, r *relay.Rendition, log zerolog.Logger,
 		return nil, fmt.Errorf("rendition %s: %w", r.Name, ErrNoFFmpeg)
 	}
 	if cfg.AudioBitrate == 0 {
-		cfg.AudioBitrate = 48_000
+		cfg.AudioBitrate = 40_000
 	}
 	mk := &Maker{
 		cfg: cfg, channel: src.Name(), src: src, r: r,
