@@ -122,6 +122,8 @@ type app struct {
 	runners []runner
 	names   []string
 	set     *channelSet
+	// renditions are the makers of each channel's reduced renditions.
+	renditions map[string][]*rendition.Maker
 	// hup, when set, asks for a reload on each receive (SIGHUP).
 	hup <-chan os.Signal
 
@@ -329,7 +331,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 	bound = append(bound, adm)
 	add("admin http", adm)
-	a := &app{log: log, cfg: cfg, hub: hub, slates: slates, rtmp: rtmpSrv, whip: whipSrv, webrtc: rtc, public: pub, admin: adm, set: set, runners: runners, names: names}
+	a := &app{log: log, cfg: cfg, hub: hub, slates: slates, rtmp: rtmpSrv, whip: whipSrv, webrtc: rtc, public: pub, admin: adm, set: set, renditions: makers, runners: runners, names: names}
 	reload = a.reload
 	return a, nil
 }
