@@ -146,3 +146,73 @@ func ffmpegPID(t *testing.T, mk *Maker) int {
 	require.Eventually(t, func() bool { return mk.PID() > 0 }, 10*time.Second, 20*time.Millisecond, "ffmpeg runs")
 	return mk.PID()
 }
+
+// TestMakerNeverHoldsThePublisher: ffmpeg stopped (SIGSTOP) stops reading
+// its input; the channel's other sinks keep their frames, the rendition's
+// input queue overflows and is counted as dropped, and once ffmpeg runs
+// again the rendition resumes at a keyframe.
+func TestMakerNeverHoldsThePublisher(t *testing.T) {
+	ff := requireFFmpeg(t)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	reg := prometheus.NewRegistry()
+	hub := relay.NewHub([]relay.ChannelConfig{{
+		Name: "bourg", Renditions: []relay.RenditionConfig{{Name: "basse", Height: 360, VideoBitrate: 500_000}},
+	}}, log, relay.NewMetrics(reg))
+	ch, _ := hub.Channel("bourg")
+	r := ch.Rendition("basse")
+	mk, err := New(Config{FFmpeg: ff}, ch, r, log, NewMetrics(reg))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	other, low := ch.Subscribe("webrtc", 1024), r.Channel.Subscribe("webrtc", 1024)
+	defer other.Close()
+	defer low.Close()
+	otherK, lowK := &keyframes{pts: map[time.Duration]int{}}, &keyframes{pts: map[time.Duration]int{}}
+	wg.Go(func() { otherK.collect(ctx, other) })
+	wg.Go(func() { lowK.collect(ctx, low) })
+	wg.Go(func() { _ = hub.Run(ctx) })
+	wg.Go(func() { _ = mk.Run(ctx) })
+	d, err := demo.New(ch, log)
+	require.NoError(t, err)
+	wg.Go(func() { _ = d.Run(ctx) })
+	require.Eventually(t, func() bool { return mk.Status().State == StateLive }, 20*time.Second, 20*time.Millisecond)
+
+	pid := ffmpegPID(t, mk)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	_, before := otherK.snapshot()
+	dropped := func() float64 { return relayDropped(t, reg) }
+	require.Eventually(t, func() bool { return dropped() > 0 }, 30*time.Second, 50*time.Millisecond,
+		"ffmpeg's input overflows and drops")
+	_, after := otherK.snapshot()
+	require.Greater(t, after-before, 60, "the other sink got its frames meanwhile")
+
+	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	_, lowBefore := lowK.snapshot()
+	require.Eventually(t, func() bool { _, n := lowK.snapshot(); return n > lowBefore+60 }, 20*time.Second, 50*time.Millisecond,
+		"the rendition resumes")
+	require.Equal(t, pid, mk.PID(), "the same ffmpeg: it was slow, not dead")
+}
+
+// relayDropped reads seance_sink_dropped_frames_total{channel="bourg",sink="rendition"}.
+func relayDropped(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "seance_sink_dropped_frames_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["channel"] == "bourg" && labels["sink"] == "rendition" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
