@@ -15,7 +15,10 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtp/codecs"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/seance-relay/seance/transcode/rendition"
 )
 
 // spsHeightsE2E returns the packet index and picture height of each IDR's
@@ -244,4 +247,19 @@ func (s *seance) publicGet(t *testing.T, path string) string {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, b.String())
 	return b.String()
+}
+
+// TestRenditionsNeedFFmpeg: a channel with renditions and no ffmpeg is
+// refused at startup, naming the channel and the key.
+func TestRenditionsNeedFFmpeg(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := newApp(parseCfg(t, listeners+`
+admin: {listen: "127.0.0.1:0"}
+channels:
+  - name: demo
+    ingest: {demo: true}
+    renditions: [{name: basse}]
+`), zerolog.Nop())
+	require.ErrorIs(t, err, rendition.ErrNoFFmpeg)
+	require.EqualError(t, err, "channel demo: renditions: ffmpeg is not installed (Debian: apt-get install ffmpeg)")
 }
