@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
@@ -46,16 +47,22 @@ const (
 // the channel's timestamps, scaled H.264 (x264 veryfast, zerolatency, no
 // B-frames, keyframes where the source has them) and AAC out on stdout as
 // MPEG-TS with the same timestamps (-copyts, no mux delay), frame for
-// frame (passthrough: no frame dropped or duplicated).
-func (mk *Maker) args() []string {
+// frame (passthrough: no frame dropped or duplicated). The picture is
+// width x the rendition's height whatever comes later: the slate or a
+// returning publisher of another aspect ratio is fitted and padded, since
+// the encoder cannot change size mid-stream.
+func (mk *Maker) args(width int) []string {
 	br := mk.r.VideoBitrate
+	h := strconv.Itoa(mk.r.Height)
+	w := strconv.Itoa(width)
 	return []string{
 		"-hide_banner", "-nostats", "-loglevel", "error",
 		"-fflags", "+nobuffer", "-probesize", "500000", "-analyzeduration", "500000",
 		"-f", "mpegts", "-i", "pipe:0",
 		"-map", "0:v:0", "-map", "0:a:0?",
 		"-copyts", "-fps_mode", "passthrough",
-		"-vf", "scale=-2:" + strconv.Itoa(mk.r.Height),
+		"-vf", "scale=" + w + ":" + h + ":force_original_aspect_ratio=decrease:force_divisible_by=2," +
+			"pad=" + w + ":" + h + ":-1:-1,setsar=1",
 		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
 		"-profile:v", "high", "-pix_fmt", "yuv420p", "-bf", "0",
 		"-b:v", strconv.FormatInt(br, 10), "-maxrate", strconv.FormatInt(br, 10),
@@ -66,6 +73,18 @@ func (mk *Maker) args() []string {
 		"-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1",
 		"pipe:1",
 	}
+}
+
+// width is the rendition's picture width: the source's aspect ratio at the
+// rendition's height, even; 16:9 when the SPS cannot say.
+func (mk *Maker) width(v *relay.VideoTrack) int {
+	w, h := 16, 9
+	var sps h264.SPS
+	if v != nil && sps.Unmarshal(v.SPS) == nil && sps.Width() > 0 && sps.Height() > 0 {
+		w, h = sps.Width(), sps.Height()
+	}
+	out := (mk.r.Height*w/h + 1) &^ 1
+	return max(out, 2)
 }
 
 var errAudioChanged = errors.New("the channel's audio changed: ffmpeg restarts")
@@ -94,7 +113,7 @@ func (mk *Maker) runFFmpeg(ctx context.Context) error {
 
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	cmd := exec.CommandContext(rctx, mk.cfg.FFmpeg, mk.args()...)
+	cmd := exec.CommandContext(rctx, mk.cfg.FFmpeg, mk.args(mk.width(first.Tracks.Video))...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = killDelay
 	stdin, err := cmd.StdinPipe()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/seance-relay/seance/ingest/demo"
 	"github.com/seance-relay/seance/relay"
+	"github.com/seance-relay/seance/slate"
 )
 
 func requireFFmpeg(t *testing.T) string {
@@ -215,4 +216,58 @@ func relayDropped(t *testing.T, reg *prometheus.Registry) float64 {
 		}
 	}
 	return 0
+}
+
+// TestMakerEncodesTheSlate: while the publisher is away within the grace
+// period, the slate is encoded like the live picture, by the same ffmpeg,
+// at the same size; the rendition goes on when the publisher is back.
+func TestMakerEncodesTheSlate(t *testing.T) {
+	ff := requireFFmpeg(t)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	reg := prometheus.NewRegistry()
+	src, err := slate.NewSource("", nil, log)
+	require.NoError(t, err)
+	hub := relay.NewHub([]relay.ChannelConfig{{
+		Name: "bourg", Grace: 30 * time.Second, Slate: src,
+		Renditions: []relay.RenditionConfig{{Name: "basse", Height: 360, VideoBitrate: 500_000}},
+	}}, log, relay.NewMetrics(reg))
+	ch, _ := hub.Channel("bourg")
+	r := ch.Rendition("basse")
+	mk, err := New(Config{FFmpeg: ff}, ch, r, log, NewMetrics(reg))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	low := r.Channel.Subscribe("webrtc", 1024)
+	defer low.Close()
+	lowK := &keyframes{pts: map[time.Duration]int{}}
+	wg.Go(func() { lowK.collect(ctx, low) })
+	wg.Go(func() { _ = hub.Run(ctx) })
+	wg.Go(func() { _ = mk.Run(ctx) })
+	publish := func() (stop func()) {
+		d, err := demo.New(ch, log)
+		require.NoError(t, err)
+		dctx, dcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = d.Run(dctx) }()
+		return func() { dcancel(); <-done }
+	}
+	stop := publish()
+	require.Eventually(t, func() bool { return mk.Status().State == StateLive }, 20*time.Second, 20*time.Millisecond)
+	stop()
+	require.Eventually(t, func() bool { return ch.Health().Slate }, 5*time.Second, 20*time.Millisecond, "the slate is on air")
+	_, n := lowK.snapshot()
+	require.Eventually(t, func() bool { _, m := lowK.snapshot(); return m > n+60 }, 15*time.Second, 50*time.Millisecond,
+		"the rendition encodes the slate")
+	stop = publish()
+	defer stop()
+	require.Eventually(t, func() bool { return !ch.Health().Slate }, 10*time.Second, 20*time.Millisecond, "live again")
+	_, n = lowK.snapshot()
+	require.Eventually(t, func() bool { _, m := lowK.snapshot(); return m > n+60 }, 15*time.Second, 50*time.Millisecond)
+	require.Zero(t, mk.Status().Restarts, "one ffmpeg throughout")
+	heights, _ := lowK.snapshot()
+	for pts, h := range heights {
+		require.Equal(t, 360, h, "keyframe at %s", pts)
+	}
 }
