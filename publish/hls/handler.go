@@ -166,7 +166,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if mx == nil {
 		return
 	}
-	s.viewers.seen(channel, s.viewers.clientKey(r), s.now())
+	client := s.viewers.clientKey(r)
+	s.viewers.seen(channel, client, s.now())
+	if file != "index.m3u8" {
+		// Media playlists and segments say which rendition plays.
+		s.quality.seen(channel+"/"+f.quality(), client, s.now())
+	}
 	if kind.held() {
 		s.serveHeld(w, r, mx, channel, file, kind, hold.C)
 		return

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seance-relay/seance/relay"
@@ -110,6 +111,9 @@ func TestMultivariantLists(t *testing.T) {
 			require.Len(t, streams, 1)
 			require.Equal(t, "aac", streams[0].CodecName)
 			require.Empty(t, decode(t, r.base+"/demo/"+vs[1][2], 2*time.Second), "ffmpeg decodes the rendition without error")
+			for _, q := range []string{"basse", "audio"} {
+				require.Equal(t, 1.0, testutil.ToFloat64(r.srv.met.byQuality.WithLabelValues("demo", "hls", q)), "ffprobe counted as a viewer of %s", q)
+			}
 		})
 	}
 }

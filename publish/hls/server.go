@@ -88,6 +88,7 @@ type Server struct {
 	log     zerolog.Logger
 	met     *metrics
 	viewers *viewerCounter
+	quality *viewerCounter // by rendition: keys "channel/quality"
 	// hold bounds how long a request may be held (a playlist before the
 	// first segment, a blocking reload, a preload-hinted part).
 	hold time.Duration
@@ -142,6 +143,7 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 		log:     log.With().Str("component", "publish.hls").Logger(),
 		met:     met,
 		viewers: newViewerCounter(max(3*cfg.SegmentDuration, minWindow), met.viewers, met.sessions),
+		quality: newQualityCounter(max(3*cfg.SegmentDuration, minWindow), met.byQuality),
 		hold:    max(3*cfg.SegmentDuration, minHold),
 		now:     time.Now,
 		muxers:  map[string]*muxer{},
@@ -171,6 +173,7 @@ func (s *Server) Run(ctx context.Context) error {
 			for _, f := range feedsOf(ch) {
 				keep[f.key] = true
 				if feeds[f.key] == nil {
+					s.met.byQuality.WithLabelValues(f.channel, "hls", f.quality()).Set(0)
 					fctx, fcancel := context.WithCancel(ctx)
 					feeds[f.key] = fcancel
 					wg.Go(func() { s.feed(fctx, f) })
@@ -194,6 +197,7 @@ func (s *Server) Run(ctx context.Context) error {
 			changed = reconcile()
 		case <-tick.C:
 			s.viewers.sweep(s.now())
+			s.quality.sweep(s.now())
 		case <-ctx.Done():
 			cancel()
 			wg.Wait()
@@ -351,6 +355,14 @@ type feedSpec struct {
 	channel   string // the channel's name, for logs and metrics
 	sub       string // "", a rendition's name or audioSub
 	audioOnly bool
+}
+
+// quality is the feed's quality label: full, a rendition's name, audio.
+func (f feedSpec) quality() string {
+	if f.sub == "" {
+		return relay.QualityFull
+	}
+	return f.sub
 }
 
 // feedsOf returns the muxers a channel has: its own, then one per reduced
