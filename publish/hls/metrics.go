@@ -13,16 +13,16 @@ import (
 // publish/rtsp (label protocol="hls"): their options must stay identical,
 // and the family registered first is reused.
 type metrics struct {
-	viewers  *prometheus.GaugeVec
+	viewers *prometheus.GaugeVec
 	// byQuality is seance_viewers_by_quality, shared with WebRTC.
 	byQuality *prometheus.GaugeVec
-	sessions *prometheus.CounterVec
-	requests *prometheus.CounterVec
-	bytes    *prometheus.CounterVec
-	refused  *prometheus.CounterVec
-	errors   *prometheus.CounterVec
-	muxers   prometheus.Gauge
-	held     prometheus.Gauge
+	sessions  *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	bytes     *prometheus.CounterVec
+	refused   *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+	muxers    prometheus.Gauge
+	held      prometheus.Gauge
 }
 
 // Reasons a request is refused, the values of seance_hls_refused_total's
