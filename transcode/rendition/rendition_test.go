@@ -27,9 +27,10 @@ func requireFFmpeg(t *testing.T) string {
 
 // keyframes collects the PTS of a channel's keyframes and their heights.
 type keyframes struct {
-	mu     sync.Mutex
-	pts    map[time.Duration]int
-	frames int
+	mu      sync.Mutex
+	pts     map[time.Duration]int
+	arrived map[time.Duration]time.Time
+	frames  int
 }
 
 func (k *keyframes) collect(ctx context.Context, sub *relay.Subscription) {
@@ -48,6 +49,10 @@ func (k *keyframes) collect(ctx context.Context, sub *relay.Subscription) {
 				if sps.Unmarshal(f.Tracks.Video.SPS) == nil {
 					k.pts[f.PTS] = sps.Height()
 				}
+				if k.arrived == nil {
+					k.arrived = map[time.Duration]time.Time{}
+				}
+				k.arrived[f.PTS] = f.Arrived
 			}
 			k.mu.Unlock()
 		}
@@ -115,6 +120,15 @@ func TestMakerFollowsTheChannel(t *testing.T) {
 		require.True(t, ok, "the rendition's keyframe at %s is on a source keyframe (source: %v)", pts, sk)
 		require.Equal(t, 720, sh)
 	}
+	srcK.mu.Lock()
+	lowK.mu.Lock()
+	for pts, at := range lowK.arrived {
+		if src, ok := srcK.arrived[pts]; ok {
+			t.Logf("keyframe at %s: the rendition's %s after the source's", pts, at.Sub(src).Round(time.Millisecond))
+		}
+	}
+	lowK.mu.Unlock()
+	srcK.mu.Unlock()
 	require.Equal(t, StateLive, mk.Status().State)
 	require.Eventually(t, func() bool { return mk.Status().FPS > 20 }, 5*time.Second, 50*time.Millisecond, "about 30 fps out")
 	require.Greater(t, testutil.ToFloat64(met.cpu.WithLabelValues("bourg", "basse")), 0.0, "ffmpeg's CPU is counted")
