@@ -67,6 +67,10 @@ func (s *session) retarget() {
 			// Back to full at the publisher's next keyframe; ask for one
 			// (a WHIP publisher sends it at once).
 			s.ch.RequestKeyframe()
+		} else if s.lay.sub != nil {
+			// A switch that had not happened yet: nothing to take over.
+			s.lay.sub.Close()
+			s.lay.sub, s.lay.subOf = nil, ""
 		}
 		return
 	}
