@@ -51,7 +51,12 @@ const (
 // width x the rendition's height whatever comes later: the slate or a
 // returning publisher of another aspect ratio is fitted and padded, since
 // the encoder cannot change size mid-stream.
-func (mk *Maker) args(width int) []string {
+//
+// The H.264 profile is the source's (Constrained Baseline, Main or High):
+// WebRTC viewers negotiated the source's profile-level-id and a switch
+// keeps that negotiation; a decoder limited to Constrained Baseline
+// (OpenH264 in Firefox) must be able to play the rendition too.
+func (mk *Maker) args(width int, profile string) []string {
 	br := mk.r.VideoBitrate
 	h := strconv.Itoa(mk.r.Height)
 	w := strconv.Itoa(width)
@@ -64,7 +69,7 @@ func (mk *Maker) args(width int) []string {
 		"-vf", "scale=" + w + ":" + h + ":force_original_aspect_ratio=decrease:force_divisible_by=2," +
 			"pad=" + w + ":" + h + ":-1:-1,setsar=1",
 		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-		"-profile:v", "high", "-pix_fmt", "yuv420p", "-bf", "0",
+		"-profile:v", profile, "-pix_fmt", "yuv420p", "-bf", "0",
 		"-b:v", strconv.FormatInt(br, 10), "-maxrate", strconv.FormatInt(br, 10),
 		"-bufsize", strconv.FormatInt(2*br, 10),
 		"-force_key_frames", "source", "-g", strconv.Itoa(gop), "-sc_threshold", "0",
@@ -85,6 +90,20 @@ func (mk *Maker) width(v *relay.VideoTrack) int {
 	}
 	out := (mk.r.Height*w/h + 1) &^ 1
 	return max(out, 2)
+}
+
+// profileOf is x264's name of the source's H.264 profile: baseline (x264's
+// is Constrained Baseline), main, or high for anything else.
+func profileOf(v *relay.VideoTrack) string {
+	if v != nil && len(v.SPS) > 1 {
+		switch v.SPS[1] {
+		case 66:
+			return "baseline"
+		case 77:
+			return "main"
+		}
+	}
+	return "high"
 }
 
 var errAudioChanged = errors.New("the channel's audio changed: ffmpeg restarts")
@@ -113,7 +132,7 @@ func (mk *Maker) runFFmpeg(ctx context.Context) error {
 
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	cmd := exec.CommandContext(rctx, mk.cfg.FFmpeg, mk.args(mk.width(first.Tracks.Video))...)
+	cmd := exec.CommandContext(rctx, mk.cfg.FFmpeg, mk.args(mk.width(first.Tracks.Video), profileOf(first.Tracks.Video))...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = killDelay
 	stdin, err := cmd.StdinPipe()

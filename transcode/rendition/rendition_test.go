@@ -285,3 +285,20 @@ func TestMakerEncodesTheSlate(t *testing.T) {
 		require.Equal(t, 360, h, "keyframe at %s", pts)
 	}
 }
+
+func TestProfileOf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sps  []byte
+		want string
+	}{
+		{"constrained baseline (a browser over WHIP)", []byte{0x67, 66, 0xe0, 0x1f}, "baseline"},
+		{"main", []byte{0x67, 77, 0x40, 0x1f}, "main"},
+		{"high (Jibri)", []byte{0x67, 100, 0, 0x1f}, "high"},
+		{"unknown", nil, "high"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, profileOf(&relay.VideoTrack{SPS: tc.sps}))
+		})
+	}
+}
