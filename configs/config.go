@@ -311,6 +311,40 @@ type Channel struct {
 	// MaxViewers bounds the channel's WebRTC viewers. Default 0: only the
 	// server's limit applies.
 	MaxViewers int `yaml:"max_viewers"`
+	// Renditions are reduced video renditions made from the live stream,
+	// once per channel, by ffmpeg (checked at startup), for viewers on weak
+	// connections: offered over WHEP's layer selection and in the HLS
+	// multivariant playlist. Default none.
+	Renditions []Rendition `yaml:"renditions"`
+}
+
+// Rendition is one reduced video rendition of a channel.
+type Rendition struct {
+	// Name names the rendition in URLs and the WHEP layer API (encodingId):
+	// like a channel name, unique in the channel, not "full" nor "audio".
+	Name string `yaml:"name"`
+	// Height is the picture height in lines, even, from 144 to 720; the
+	// width follows the source's aspect ratio. Default 360.
+	Height int `yaml:"height"`
+	// VideoBitrate is the H.264 bit rate, e.g. "500k". Default 500k; from
+	// 50k to 5M.
+	VideoBitrate BitRate `yaml:"video_bitrate"`
+}
+
+// Rendition defaults and bounds.
+const (
+	defaultRenditionHeight  = 360
+	defaultRenditionBitrate = BitRate(500_000)
+	minRenditionHeight      = 144
+	maxRenditionHeight      = 720
+	minRenditionBitrate     = BitRate(50_000)
+	maxRenditionBitrate     = BitRate(5_000_000)
+)
+
+// setDefaults gives a rendition read from a list its defaults.
+func (r *Rendition) setDefaults() {
+	r.Height = defaultRenditionHeight
+	r.VideoBitrate = defaultRenditionBitrate
 }
 
 // Ingest is a channel's source. Exactly one of Key, Pull, Demo and Meeting

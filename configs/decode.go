@@ -39,6 +39,7 @@ type defaulter interface{ setDefaults() }
 var (
 	durationType = reflect.TypeFor[Duration]()
 	byteSizeType = reflect.TypeFor[ByteSize]()
+	bitRateType  = reflect.TypeFor[BitRate]()
 )
 
 func (d *decoder) fail(path, msg string) {
@@ -86,6 +87,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 			return
 		}
 		v.Set(reflect.ValueOf(size))
+	case t == bitRateType:
+		s, ok := d.scalar(n, path, `a bit rate like "500k"`)
+		if !ok {
+			return
+		}
+		rate, err := parseBitRate(s)
+		if err != nil {
+			d.fail(path, d.show(path, strconv.Quote(s))+" "+err.Error())
+			return
+		}
+		v.Set(reflect.ValueOf(rate))
 	case t.Kind() == reflect.Struct:
 		d.decodeStruct(n, v, path, depth)
 	case t.Kind() == reflect.Slice:

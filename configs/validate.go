@@ -317,6 +317,8 @@ func (v *validator) channel(path string, ch *Channel) {
 		v.destination(dpath, d)
 	}
 
+	v.renditions(path, ch.Renditions)
+
 	if ch.MaxViewers < 0 {
 		v.add(path+".max_viewers", "must not be negative (got %s): 0 means no limit but the server's",
 			showValue(v.tainted, path+".max_viewers", strconv.Itoa(ch.MaxViewers)))
@@ -600,4 +602,31 @@ func meetingURLProblem(raw string, room bool) string {
 		return "it names no room: add the room, e.g. https://visio.example.fr/ConseilBourg"
 	}
 	return ""
+}
+
+// renditions checks a channel's reduced renditions.
+func (v *validator) renditions(path string, rs []Rendition) {
+	seen := make(map[string]int, len(rs))
+	for i := range rs {
+		rpath := path + ".renditions[" + strconv.Itoa(i) + "]"
+		r := &rs[i]
+		if v.name(rpath+".name", r.Name) {
+			switch j, dup := seen[r.Name]; {
+			case r.Name == "full" || r.Name == "audio":
+				v.add(rpath+".name", "%s is reserved (the full rendition and the audio-only one): choose another name", v.show(rpath+".name", r.Name))
+			case dup:
+				v.add(path+".renditions", "duplicate name %s (also %s.renditions[%d])", v.show(rpath+".name", r.Name), path, j)
+			default:
+				seen[r.Name] = i
+			}
+		}
+		if h := r.Height; h < minRenditionHeight || h > maxRenditionHeight || h%2 != 0 {
+			v.add(rpath+".height", "must be an even number of lines from %d to %d, e.g. 360 (got %s)",
+				minRenditionHeight, maxRenditionHeight, showValue(v.tainted, rpath+".height", strconv.Itoa(h)))
+		}
+		if b := r.VideoBitrate; b < minRenditionBitrate || b > maxRenditionBitrate {
+			v.add(rpath+".video_bitrate", "must be from %s to %s, e.g. \"500k\" (got %s)",
+				minRenditionBitrate, maxRenditionBitrate, showValue(v.tainted, rpath+".video_bitrate", b.String()))
+		}
+	}
 }

@@ -192,6 +192,41 @@ channels:
 		want: "channels[0].max_viewers: must not be negative (got -2): 0 means no limit but the server's",
 	},
 	{
+		name: "rendition height odd",
+		yaml: "channels: [{name: a, ingest: {demo: true}, renditions: [{name: basse, height: 361}]}]\n",
+		want: "channels[0].renditions[0].height: must be an even number of lines from 144 to 720, e.g. 360 (got 361)",
+	},
+	{
+		name: "rendition height too big",
+		yaml: "channels: [{name: a, ingest: {demo: true}, renditions: [{name: basse, height: 1080}]}]\n",
+		want: "channels[0].renditions[0].height: must be an even number of lines from 144 to 720, e.g. 360 (got 1080)",
+	},
+	{
+		name: "rendition bitrate not a rate",
+		yaml: "channels: [{name: a, ingest: {demo: true}, renditions: [{name: basse, video_bitrate: fast}]}]\n",
+		want: "channels[0].renditions[0].video_bitrate: \"fast\" is not a bit rate: use a number and a unit, e.g. \"500k\" or \"2.5M\"",
+	},
+	{
+		name: "rendition bitrate too low",
+		yaml: "channels: [{name: a, ingest: {demo: true}, renditions: [{name: basse, video_bitrate: 10k}]}]\n",
+		want: "channels[0].renditions[0].video_bitrate: must be from 50k to 5M, e.g. \"500k\" (got 10k)",
+	},
+	{
+		name: "rendition name not URL-safe",
+		yaml: "channels: [{name: a, ingest: {demo: true}, renditions: [{name: \"Basse/1\"}]}]\n",
+		want: "channels[0].renditions[0].name: \"Basse/1\" is not valid: use lowercase letters, digits, '-' and '_'",
+	},
+	{
+		name: "rendition name reserved",
+		yaml: "channels: [{name: a, ingest: {demo: true}, renditions: [{name: full}]}]\n",
+		want: "channels[0].renditions[0].name: \"full\" is reserved (the full rendition and the audio-only one): choose another name",
+	},
+	{
+		name: "rendition name duplicate",
+		yaml: "channels: [{name: a, ingest: {demo: true}, renditions: [{name: basse}, {name: basse, height: 240}]}]\n",
+		want: "channels[0].renditions: duplicate name \"basse\" (also channels[0].renditions[0])",
+	},
+	{
 		name: "frame ancestor with a space",
 		yaml: "public: {frame_ancestors: [\"https://a.fr https://b.fr\"]}\n",
 		want: "public.frame_ancestors[0]: \"https://a.fr https://b.fr\" is not a valid origin: use e.g. \"https://www.bourg.fr\", \"*\" or \"'self'\"",

@@ -49,6 +49,13 @@ type ChannelConfig struct {
 	// Slate supplies the picture and silence sent while the publisher is
 	// gone within the grace period; nil sends nothing (sinks wait).
 	Slate SlateSource
+	// Renditions are the channel's reduced renditions (see Rendition);
+	// fixed for the channel's lifetime.
+	Renditions []RenditionConfig
+
+	// derived: the channel is a rendition of another one; its timeline
+	// keeps the timestamps it is given (see timeline.keep).
+	derived bool
 }
 
 // maxGOPFrames bounds the keyframe cache: a publisher with a pathological
@@ -91,6 +98,8 @@ type Channel struct {
 	opusUsers atomic.Int32
 	opus      opusState
 	kf        keyframeState
+
+	renditions []*Rendition // fixed at creation
 }
 
 func newChannel(cfg ChannelConfig, log zerolog.Logger, m *Metrics) *Channel {
@@ -102,8 +111,13 @@ func newChannel(cfg ChannelConfig, log zerolog.Logger, m *Metrics) *Channel {
 		since:   time.Now(),
 		kf:      keyframeState{requests: make(chan struct{}, 1)},
 	}
+	c.tl.keep = cfg.derived
 	c.met.live.Set(0)
 	c.met.slateActive.Set(0)
+	for _, r := range cfg.Renditions {
+		dc := newChannel(ChannelConfig{Name: DerivedName(cfg.Name, r.Name), Title: cfg.Title, derived: true}, log, m.derivedMetrics())
+		c.renditions = append(c.renditions, &Rendition{RenditionConfig: r, Channel: dc})
+	}
 	return c
 }
 
@@ -198,7 +212,7 @@ func (c *Channel) Publish(info PublisherInfo, tracks Tracks) (*Session, error) {
 		c.met.reconnects.Inc()
 	default:
 		c.health = health{startedAt: time.Now()}
-		c.tl = timeline{}
+		c.tl = timeline{keep: c.cfg.derived}
 		c.measuredFPS = 0
 	}
 	if !s.awaitKey {
@@ -290,7 +304,7 @@ func (c *Channel) endLocked() {
 	c.stopSlateLocked("slate off air: the session ended")
 	c.gop = nil
 	c.tracks = nil
-	c.tl = timeline{}
+	c.tl = timeline{keep: c.cfg.derived}
 	c.health.ended()
 	for _, w := range Warnings {
 		c.met.warning[w].Set(0)
@@ -312,6 +326,9 @@ func (c *Channel) close() {
 	}
 	c.mu.Unlock()
 	c.slateWG.Wait()
+	for _, r := range c.renditions {
+		r.Channel.close()
+	}
 }
 
 // SetGrace changes the grace period of the publishers that leave from now

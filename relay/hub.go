@@ -112,6 +112,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		case now := <-t.C:
 			for _, c := range h.Channels() {
 				c.tick(now)
+				for _, r := range c.renditions {
+					r.Channel.tick(now)
+				}
 			}
 		case <-ctx.Done():
 			for _, c := range h.Channels() {

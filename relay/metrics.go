@@ -52,6 +52,8 @@ type Metrics struct {
 	transcode   *prometheus.CounterVec
 	slateActive *prometheus.GaugeVec
 	slateSecs   *prometheus.CounterVec
+
+	derivedState
 }
 
 // NewMetrics registers the relay's metrics on reg.
@@ -172,7 +174,7 @@ func (m *Metrics) forChannel(name string) *channelMetrics {
 }
 
 // knownSinks bounds the sink label.
-var knownSinks = map[string]bool{"rtmp": true, "webrtc": true, "hls": true, "record": true, "rtsp": true}
+var knownSinks = map[string]bool{"rtmp": true, "webrtc": true, "hls": true, "record": true, "rtsp": true, "rendition": true}
 
 func (cm *channelMetrics) sinkDropped(sink string) prometheus.Counter {
 	if !knownSinks[sink] {

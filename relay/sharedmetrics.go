@@ -44,3 +44,18 @@ func ViewerMetrics(reg prometheus.Registerer) (*prometheus.GaugeVec, *prometheus
 	}
 	return viewers, sessions, nil
 }
+
+// QualityFull is the quality label of viewers of a channel's full
+// rendition in seance_viewers_by_quality; reduced renditions use their
+// names.
+const QualityFull = "full"
+
+// ViewersByQuality returns seance_viewers_by_quality, the viewers by the
+// rendition they receive, shared by the viewer protocols like
+// seance_viewers.
+func ViewersByQuality(reg prometheus.Registerer) (*prometheus.GaugeVec, error) {
+	return RegisterShared(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "seance_viewers_by_quality",
+		Help: "Viewers connected now, by protocol and by the rendition they receive (full, or a reduced rendition's name).",
+	}, []string{"channel", "protocol", "quality"}))
+}

@@ -14,6 +14,11 @@ var nominalStep = [2]time.Duration{time.Second / 30, 1024 * time.Second / 48000}
 // going across publisher reconnects and timestamp jumps, so that sinks see
 // one stream. It is used under Channel.mu.
 type timeline struct {
+	// keep: the timestamps given are already on a channel timeline (a
+	// rendition's, taken from its parent's); they are kept as they are,
+	// only made increasing per track.
+	keep bool
+
 	started bool             // a frame was output in this channel session
 	offset  time.Duration    // added to the publisher's timestamps
 	synced  bool             // offset is valid for the current publisher
@@ -48,6 +53,8 @@ func (t *timeline) newSession() {
 func (t *timeline) place(k Kind, dts time.Duration) (time.Duration, bool, bool) {
 	jump := false
 	switch {
+	case t.keep:
+		t.started, t.synced = true, true
 	case !t.started:
 		t.offset = -dts
 		t.started, t.synced = true, true

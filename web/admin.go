@@ -21,6 +21,7 @@ import (
 	"github.com/seance-relay/seance/ingest/pull"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
+	"github.com/seance-relay/seance/transcode/rendition"
 )
 
 // Channels is the part of the hub the web servers read.
@@ -50,6 +51,11 @@ type Meeting interface {
 	Status() meeting.Status
 	Start()
 	Stop()
+}
+
+// Rendition is what the admin API needs of a reduced rendition's maker.
+type Rendition interface {
+	Status() rendition.Status
 }
 
 // AdminConfig configures the admin listener.
@@ -83,6 +89,9 @@ type AdminConfig struct {
 	// Recorders holds the recorder of each channel that records.
 	// Server.SetRecorders replaces it after a config reload.
 	Recorders map[string]Recorder
+	// Renditions holds the makers of each channel's reduced renditions,
+	// in config order (fixed until a restart).
+	Renditions map[string][]Rendition
 	// PublicURL is the public listener's base URL (e.g.
 	// "https://live.example.fr"), where the dashboard's previews play
 	// over WHEP. A URL without a host ("http://:8080") means the host the

@@ -16,6 +16,7 @@ import (
 	"github.com/seance-relay/seance/publish/record"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
+	"github.com/seance-relay/seance/transcode/rendition"
 )
 
 // Server-sent events of GET /api/v1/events (WHATWG HTML, 9.2
@@ -55,6 +56,9 @@ type healthSample struct {
 	Meeting          *meeting.Status `json:"meeting,omitempty"`
 	// Recording is the recorder's state, for channels that record.
 	Recording *record.Status `json:"recording,omitempty"`
+	// Renditions are the reduced renditions' states, for channels that
+	// have some.
+	Renditions []rendition.Status `json:"renditions,omitempty"`
 }
 
 // destPollEvery is how often destinations are checked for a state change
@@ -176,6 +180,9 @@ func (a *admin) sample(c *relay.Channel, now time.Time) healthSample {
 	if rec, ok := a.recorders()[c.Name()]; ok {
 		rs := rec.Status()
 		s.Recording = &rs
+	}
+	for _, r := range a.cfg.Renditions[c.Name()] {
+		s.Renditions = append(s.Renditions, r.Status())
 	}
 	return s
 }

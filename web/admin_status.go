@@ -8,6 +8,7 @@ import (
 	"github.com/seance-relay/seance/publish/record"
 	"github.com/seance-relay/seance/publish/rtmp"
 	"github.com/seance-relay/seance/relay"
+	"github.com/seance-relay/seance/transcode/rendition"
 )
 
 // ChannelStatus is one channel as the admin API shows it.
@@ -30,6 +31,9 @@ type ChannelStatus struct {
 	// Recording is the state of the channel's recorder; enabled is false
 	// for a channel that does not record.
 	Recording record.Status `json:"recording"`
+	// Renditions are the states of the channel's reduced renditions
+	// (ffmpeg's health, frame rate and CPU), empty without any.
+	Renditions []rendition.Status `json:"renditions"`
 }
 
 // ingestStatus says who publishes on a channel.
@@ -49,6 +53,10 @@ func (a *admin) status(c *relay.Channel) ChannelStatus {
 		Viewers:      a.viewers(c.Name()),
 		Destinations: a.destinations(c.Name()),
 		Recording:    a.recordingStatus(c.Name()),
+		Renditions:   []rendition.Status{},
+	}
+	for _, r := range a.cfg.Renditions[c.Name()] {
+		st.Renditions = append(st.Renditions, r.Status())
 	}
 	if h.State != relay.StateIdle {
 		st.Ingest = &ingestStatus{Protocol: h.Protocol, RemoteAddr: h.RemoteAddr}

@@ -36,6 +36,7 @@ type whepViewer struct {
 	pc       *webrtc.PeerConnection
 	answer   string
 	location string
+	links    []string // the 201's Link headers
 
 	mu    sync.Mutex
 	video []whepPacket
@@ -88,7 +89,7 @@ func startWHEPViewer(t *testing.T, url string) *whepViewer {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
-	v.answer, v.location = string(body), resp.Header.Get("Location")
+	v.answer, v.location, v.links = string(body), resp.Header.Get("Location"), resp.Header.Values("Link")
 	require.NoError(t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: v.answer}))
 	return v
 }

@@ -75,11 +75,17 @@ func configDiff(old, cur *configs.Config) reloadResult {
 			if c.MaxViewers != 0 {
 				res.RestartNeeded = append(res.RestartNeeded, "channels."+c.Name+".max_viewers")
 			}
+			if len(c.Renditions) > 0 {
+				res.RestartNeeded = append(res.RestartNeeded, "channels."+c.Name+".renditions")
+			}
 			continue
 		}
 		ch := diffChannel(o, c)
 		if o.MaxViewers != c.MaxViewers {
 			res.RestartNeeded = append(res.RestartNeeded, "channels."+c.Name+".max_viewers")
+		}
+		if !reflect.DeepEqual(o.Renditions, c.Renditions) {
+			res.RestartNeeded = append(res.RestartNeeded, "channels."+c.Name+".renditions")
 		}
 		if len(ch.What) == 0 {
 			res.Unchanged = append(res.Unchanged, c.Name)

@@ -30,6 +30,7 @@ import (
 	pubwebrtc "github.com/seance-relay/seance/publish/webrtc"
 	"github.com/seance-relay/seance/relay"
 	"github.com/seance-relay/seance/slate"
+	"github.com/seance-relay/seance/transcode/rendition"
 	"github.com/seance-relay/seance/web"
 )
 
@@ -66,6 +67,43 @@ func channelConfig(c configs.Channel, slates *slate.Renderer, log zerolog.Logger
 	return cc, nil
 }
 
+// renditionMakers makes the ffmpeg supervisor of every channel's reduced
+// renditions. It fails, naming the channel, when ffmpeg is missing.
+func renditionMakers(hub *relay.Hub, log zerolog.Logger, reg prometheus.Registerer) (map[string][]*rendition.Maker, error) {
+	out := map[string][]*rendition.Maker{}
+	var met *rendition.Metrics
+	for _, ch := range hub.Channels() {
+		if len(ch.Renditions()) == 0 {
+			continue
+		}
+		ff, err := rendition.LookFFmpeg()
+		if err != nil {
+			return nil, fmt.Errorf("channel %s: renditions: %w", ch.Name(), err)
+		}
+		if met == nil {
+			met = rendition.NewMetrics(reg)
+		}
+		for _, r := range ch.Renditions() {
+			mk, err := rendition.New(rendition.Config{FFmpeg: ff}, ch, r, log, met)
+			if err != nil {
+				return nil, fmt.Errorf("channel %s: renditions: %w", ch.Name(), err)
+			}
+			out[ch.Name()] = append(out[ch.Name()], mk)
+		}
+	}
+	return out, nil
+}
+
+func adminRenditions(makers map[string][]*rendition.Maker) map[string][]web.Rendition {
+	out := map[string][]web.Rendition{}
+	for name, mks := range makers {
+		for _, mk := range mks {
+			out[name] = append(out[name], mk)
+		}
+	}
+	return out
+}
+
 // runner is a component with the standard lifecycle.
 type runner interface {
 	Run(ctx context.Context) error
@@ -85,6 +123,8 @@ type app struct {
 	runners []runner
 	names   []string
 	set     *channelSet
+	// renditions are the makers of each channel's reduced renditions.
+	renditions map[string][]*rendition.Maker
 	// hup, when set, asks for a reload on each receive (SIGHUP).
 	hup <-chan os.Signal
 	// sd tells systemd when seance is ready, reloading and stopping; nil
@@ -130,9 +170,18 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		if err != nil {
 			return nil, err
 		}
+		// Renditions are set at startup only (a reload says they need a
+		// restart).
+		for _, r := range c.Renditions {
+			cc.Renditions = append(cc.Renditions, relay.RenditionConfig{Name: r.Name, Height: r.Height, VideoBitrate: int64(r.VideoBitrate)})
+		}
 		chCfgs = append(chCfgs, cc)
 	}
 	hub := relay.NewHub(chCfgs, log, relay.NewMetrics(reg))
+	makers, err := renditionMakers(hub, log, reg)
+	if err != nil {
+		return nil, err
+	}
 
 	var runners []runner
 	var names []string
@@ -142,6 +191,11 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 	add("relay", hub)
 	add("slate renderer", slates)
+	for name, mks := range makers {
+		for _, mk := range mks {
+			add("rendition of "+name, mk)
+		}
+	}
 
 	var rtmpSrv *ingestrtmp.Server
 	keys := ingestKeys(cfg)
@@ -310,6 +364,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 		Pulls:        pulls,
 		Meetings:     set.meetings(),
 		Recorders:    recs,
+		Renditions:   adminRenditions(makers),
 		// Without base_url, a public listener on every interface is
 		// reached on the dashboard's own host ("http://:8080").
 		PublicURL: cmp.Or(cfg.Public.BaseURL, "http://"+hostPort("", pub.Addr())),
@@ -319,7 +374,7 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	}
 	bound = append(bound, adm)
 	add("admin http", adm)
-	a := &app{log: log, cfg: cfg, hub: hub, slates: slates, rtmp: rtmpSrv, whip: whipSrv, webrtc: rtc, public: pub, admin: adm, set: set, runners: runners, names: names}
+	a := &app{log: log, cfg: cfg, hub: hub, slates: slates, rtmp: rtmpSrv, whip: whipSrv, webrtc: rtc, public: pub, admin: adm, set: set, renditions: makers, runners: runners, names: names}
 	reload = a.reload
 	return a, nil
 }

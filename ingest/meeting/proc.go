@@ -3,14 +3,13 @@ package meeting
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
-	"errors"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/seance-relay/seance/procstat"
 )
 
 // procStat is what seance reads of one process in /proc/<pid>/stat.
@@ -19,30 +18,13 @@ type procStat struct {
 	cpu       time.Duration // user + system time
 }
 
-// parseStat parses /proc/<pid>/stat (proc(5)). The command name, field 2,
-// is in parentheses and may itself hold spaces and parentheses: the
-// fields after it start after the last ')'.
+// parseStat parses /proc/<pid>/stat (see procstat.Parse).
 func parseStat(b []byte, tick time.Duration) (procStat, error) {
-	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if open < 1 || end < open {
-		return procStat{}, errors.New("bad /proc stat line")
-	}
-	pid, err := strconv.Atoi(string(bytes.TrimSpace(b[:open])))
+	st, err := procstat.Parse(b, tick)
 	if err != nil {
-		return procStat{}, errors.New("bad /proc stat pid")
+		return procStat{}, err
 	}
-	f := strings.Fields(string(b[end+1:]))
-	// f[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-	if len(f) < 13 {
-		return procStat{}, errors.New("short /proc stat line")
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	utime, err2 := strconv.ParseUint(f[11], 10, 63)
-	stime, err3 := strconv.ParseUint(f[12], 10, 63)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return procStat{}, errors.New("bad /proc stat numbers")
-	}
-	return procStat{pid: pid, ppid: ppid, cpu: time.Duration(utime+stime) * tick}, nil
+	return procStat{pid: st.PID, ppid: st.PPID, cpu: st.CPU}, nil
 }
 
 // allProcs reads the stat of every process.
@@ -161,28 +143,5 @@ func killTree(root int) {
 	}
 }
 
-var (
-	tickOnce sync.Once
-	tick     time.Duration
-)
-
-// clockTick is the unit of /proc CPU times: 1/AT_CLKTCK (from the aux
-// vector the kernel gave this process), 10 ms when it cannot be read.
-func clockTick() time.Duration {
-	tickOnce.Do(func() {
-		tick = 10 * time.Millisecond
-		b, err := os.ReadFile("/proc/self/auxv")
-		if err != nil {
-			return
-		}
-		const atClkTck = 17
-		for i := 0; i+16 <= len(b); i += 16 {
-			key, val := binary.NativeEndian.Uint64(b[i:]), binary.NativeEndian.Uint64(b[i+8:])
-			if key == atClkTck && val > 0 && val <= 10000 {
-				tick = time.Second / time.Duration(val)
-				return
-			}
-		}
-	})
-	return tick
-}
+// clockTick is the unit of /proc CPU times (see procstat.ClockTick).
+func clockTick() time.Duration { return procstat.ClockTick() }

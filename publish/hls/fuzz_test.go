@@ -33,6 +33,10 @@ var pathSeeds = []string{
 	"/hls/démo/index.m3u8",
 	"/hls/demo/index.m3u8/",
 	"/whep/demo",
+	"/hls/demo/basse/index.m3u8",
+	"/hls/demo/audio/audio1_stream.m3u8",
+	"/hls/demo/basse/x/index.m3u8",
+	"/hls/demo/../index.m3u8",
 }
 
 // FuzzParsePath: whatever the path, parsePath accepts only a channel and a
@@ -42,11 +46,16 @@ func FuzzParsePath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
-		channel, file, kind, ok := parsePath(path)
+		channel, sub, file, kind, ok := parsePath(path)
 		if !ok {
 			return
 		}
-		require.Equal(t, path, PathPrefix+channel+"/"+file)
+		if sub != "" {
+			require.True(t, validName(sub, 64), sub)
+			require.Equal(t, path, PathPrefix+channel+"/"+sub+"/"+file)
+		} else {
+			require.Equal(t, path, PathPrefix+channel+"/"+file)
+		}
 		require.True(t, validName(channel, 64), channel)
 		require.True(t, validName(file, 128), file)
 		require.False(t, strings.HasPrefix(file, "."), file)
@@ -75,7 +84,7 @@ func FuzzHandler(f *testing.F) {
 	require.NoError(f, err)
 	s.hold = 50 * time.Millisecond
 	tr := clip.tracks()
-	mx, err := newMuxer(s.cfg, &tr, func(error) {})
+	mx, err := newMuxer(s.cfg, &tr, false, func(error) {})
 	require.NoError(f, err)
 	for _, fr := range clip.frames(0) {
 		fr.Tracks = &tr

@@ -164,7 +164,7 @@ func TestGapsHiddenFromPlayers(t *testing.T) {
 	s, err := New(Config{Variant: VariantLowLatency}, hub, zerolog.Nop(), nil)
 	require.NoError(t, err)
 	tr := clip.tracks()
-	mx, err := newMuxer(s.cfg, &tr, func(err error) { t.Error(err) })
+	mx, err := newMuxer(s.cfg, &tr, false, func(err error) { t.Error(err) })
 	require.NoError(t, err)
 	t.Cleanup(mx.close)
 	s.setMuxer("demo", mx)

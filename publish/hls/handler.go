@@ -42,16 +42,27 @@ const (
 // being written).
 func (k fileKind) held() bool { return k == kindPlaylist || k == kindPart }
 
-// parsePath splits "/hls/{channel}/{file}" and says what the file is. It
-// accepts only names seance's channels and gohlslib's files can have.
-func parsePath(path string) (channel, file string, kind fileKind, ok bool) {
+// parsePath splits "/hls/{channel}/{file}" or, for a reduced rendition
+// or the audio-only one, "/hls/{channel}/{sub}/{file}", and says what the
+// file is. It accepts only names seance's channels and gohlslib's files
+// can have.
+func parsePath(path string) (channel, sub, file string, kind fileKind, ok bool) {
 	rest, found := strings.CutPrefix(path, PathPrefix)
 	if !found {
-		return "", "", "", false
+		return "", "", "", "", false
 	}
 	channel, file, found = strings.Cut(rest, "/")
-	if !found || !validName(channel, 64) || !validName(file, 128) {
-		return "", "", "", false
+	if !found || !validName(channel, 64) {
+		return "", "", "", "", false
+	}
+	if s, f, nested := strings.Cut(file, "/"); nested {
+		if !validName(s, 64) {
+			return "", "", "", "", false
+		}
+		sub, file = s, f
+	}
+	if !validName(file, 128) {
+		return "", "", "", "", false
 	}
 	switch {
 	case file == "index.m3u8", strings.HasSuffix(file, "_stream.m3u8"):
@@ -63,9 +74,9 @@ func parsePath(path string) (channel, file string, kind fileKind, ok bool) {
 	case numbered(file, "_seg", ".mp4"), numbered(file, "_seg", ".ts"):
 		kind = kindSegment
 	default:
-		return "", "", "", false
+		return "", "", "", "", false
 	}
-	return channel, file, kind, true
+	return channel, sub, file, kind, true
 }
 
 // validName accepts 1 to max characters among a-z A-Z 0-9 - _ and dots
@@ -129,7 +140,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusMethodNotAllowed, refusedBadRequest, "method not allowed")
 		return
 	}
-	channel, file, kind, ok := parsePath(r.URL.Path)
+	channel, sub, file, kind, ok := parsePath(r.URL.Path)
 	if !ok {
 		s.refuse(w, http.StatusNotFound, refusedBadRequest, "not an HLS file")
 		return
@@ -141,11 +152,26 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hold := time.NewTimer(s.hold)
 	defer hold.Stop()
-	mx := s.waitMuxer(w, r, ch, hold.C)
+	if sub == "" && file == "index.m3u8" && len(ch.Renditions()) > 0 {
+		s.serveMultivariant(w, r, ch, hold.C)
+		return
+	}
+	f, ok := feedOf(ch, sub)
+	if !ok {
+		// A subdirectory that names none of the channel's renditions.
+		s.refuse(w, http.StatusNotFound, refusedBadRequest, "not an HLS file")
+		return
+	}
+	mx := s.waitMuxer(w, r, f, hold.C)
 	if mx == nil {
 		return
 	}
-	s.viewers.seenFrom(channel, s.viewers.clientKey(r), s.viewers.addrKey(r), s.now())
+	key := s.viewers.clientKey(r)
+	s.viewers.seenFrom(channel, key, s.viewers.addrKey(r), s.now())
+	if file != "index.m3u8" {
+		// Media playlists and segments say which rendition plays.
+		s.quality.seenFrom(channel+"/"+f.quality(), key, s.viewers.addrKey(r), s.now())
+	}
 	if kind.held() {
 		s.serveHeld(w, r, mx, channel, file, kind, hold.C)
 		return
@@ -161,13 +187,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // waitMuxer returns the channel's muxer. A channel that is live but has
 // no muxer yet (its first keyframe is on its way) is waited for until hold
 // fires; otherwise, or if the client leaves, it answers and returns nil.
-func (s *Server) waitMuxer(w http.ResponseWriter, r *http.Request, ch *relay.Channel, hold <-chan time.Time) *muxer {
+func (s *Server) waitMuxer(w http.ResponseWriter, r *http.Request, f feedSpec, hold <-chan time.Time) *muxer {
 	for {
-		mx, changed := s.watchMuxer(ch.Name())
+		mx, changed := s.watchMuxer(f.key)
 		if mx != nil {
 			return mx
 		}
-		state, stateChanged := ch.State()
+		state, stateChanged := f.ch.State()
 		if state == relay.StateIdle {
 			s.refuse(w, http.StatusNotFound, refusedNotLive, "channel is not live")
 			return nil

@@ -22,6 +22,7 @@ import (
 
 	"github.com/seance-relay/seance/ingest/demo"
 	"github.com/seance-relay/seance/relay"
+	"github.com/seance-relay/seance/transcode/rendition"
 )
 
 // testRelay is a hub with a channel "demo" fed by the demo source in real
@@ -49,6 +50,8 @@ type relayOptions struct {
 	cfg  Config
 	demo bool          // start the demo source on "demo"
 	hold time.Duration // the server's hold bound; 0: the default
+	// renditions are "demo"'s, each made by a real ffmpeg.
+	renditions []relay.RenditionConfig
 }
 
 func startRelay(t *testing.T, o relayOptions) *testRelay {
@@ -62,7 +65,7 @@ func startRelay(t *testing.T, o relayOptions) *testRelay {
 	logs := &lockedBuffer{}
 	log := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), logs)).Level(zerolog.DebugLevel)
 	reg := prometheus.NewRegistry()
-	hub := relay.NewHub([]relay.ChannelConfig{{Name: "demo"}, {Name: "offline"}, {Name: "push", Grace: 30 * time.Second}},
+	hub := relay.NewHub([]relay.ChannelConfig{{Name: "demo", Renditions: o.renditions}, {Name: "offline"}, {Name: "push", Grace: 30 * time.Second}},
 		log, relay.NewMetrics(reg))
 	srv, err := New(cfg, hub, log, reg)
 	require.NoError(t, err)
@@ -77,6 +80,18 @@ func startRelay(t *testing.T, o relayOptions) *testRelay {
 		ctx: ctx, cancel: cancel, done: make(chan struct{}, 8), running: 2}
 	go func() { _ = hub.Run(ctx); r.done <- struct{}{} }()
 	go func() { _ = srv.Run(ctx); r.done <- struct{}{} }()
+	if len(o.renditions) > 0 {
+		ff, err := rendition.LookFFmpeg()
+		require.NoError(t, err, "ffmpeg must be installed (scripts/install-test-deps.sh)")
+		ch, _ := hub.Channel("demo")
+		met := rendition.NewMetrics(reg)
+		for _, rd := range ch.Renditions() {
+			mk, err := rendition.New(rendition.Config{FFmpeg: ff}, ch, rd, log, met)
+			require.NoError(t, err)
+			r.running++
+			go func() { _ = mk.Run(ctx); r.done <- struct{}{} }()
+		}
+	}
 	t.Cleanup(func() {
 		r.stop()
 		hs.Close()

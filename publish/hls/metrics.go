@@ -13,14 +13,16 @@ import (
 // publish/rtsp (label protocol="hls"): their options must stay identical,
 // and the family registered first is reused.
 type metrics struct {
-	viewers  *prometheus.GaugeVec
-	sessions *prometheus.CounterVec
-	requests *prometheus.CounterVec
-	bytes    *prometheus.CounterVec
-	refused  *prometheus.CounterVec
-	errors   *prometheus.CounterVec
-	muxers   prometheus.Gauge
-	held     prometheus.Gauge
+	viewers *prometheus.GaugeVec
+	// byQuality is seance_viewers_by_quality, shared with WebRTC.
+	byQuality *prometheus.GaugeVec
+	sessions  *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	bytes     *prometheus.CounterVec
+	refused   *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+	muxers    prometheus.Gauge
+	held      prometheus.Gauge
 }
 
 // Reasons a request is refused, the values of seance_hls_refused_total's
@@ -38,6 +40,9 @@ const (
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var m metrics
 	var err error
+	if m.byQuality, err = relay.ViewersByQuality(reg); err != nil {
+		return nil, err
+	}
 	if m.viewers, m.sessions, err = relay.ViewerMetrics(reg); err != nil {
 		return nil, fmt.Errorf("hls metrics: %w", err)
 	}

@@ -51,22 +51,35 @@ type muxer struct {
 
 	slots  chan struct{}
 	closed atomic.Bool
+
+	// batch > 1 groups that many AAC frames per write (one PES packet):
+	// an audio-only MPEG-TS rendition would otherwise spend more on TS
+	// packet headers and stuffing than on its 40 kbit/s of audio.
+	batch   int
+	pending [][]byte
+	pendPTS time.Duration
+	pendNTP time.Time
 }
 
-func newMuxer(cfg Config, tr *relay.Tracks, onError func(error)) (*muxer, error) {
+// newMuxer starts a muxer for the tracks; audioOnly leaves the video out
+// (the audio-only rendition).
+func newMuxer(cfg Config, tr *relay.Tracks, audioOnly bool, onError func(error)) (*muxer, error) {
 	if tr == nil || tr.Video == nil {
 		return nil, relay.ErrNoVideo
 	}
 	mx := &muxer{
 		tracks: tr,
-		video: &gohlslib.Track{
-			Codec:     &codecs.H264{SPS: bytes.Clone(tr.Video.SPS), PPS: bytes.Clone(tr.Video.PPS)},
-			ClockRate: videoClockRate,
-		},
-		slots: make(chan struct{}, maxWaiting),
+		slots:  make(chan struct{}, maxWaiting),
 	}
 	mx.lowLatency = cfg.variant() == gohlslib.MuxerVariantLowLatency
-	tracks := []*gohlslib.Track{mx.video}
+	var tracks []*gohlslib.Track
+	if !audioOnly {
+		mx.video = &gohlslib.Track{
+			Codec:     &codecs.H264{SPS: bytes.Clone(tr.Video.SPS), PPS: bytes.Clone(tr.Video.PPS)},
+			ClockRate: videoClockRate,
+		}
+		tracks = append(tracks, mx.video)
+	}
 	if tr.Audio != nil && tr.Audio.Config != nil {
 		asc, err := tr.Audio.Config.Marshal()
 		if err != nil {
@@ -78,6 +91,12 @@ func newMuxer(cfg Config, tr *relay.Tracks, onError func(error)) (*muxer, error)
 			ClockRate: tr.Audio.Config.SampleRate,
 		}
 		tracks = append(tracks, mx.audio)
+	}
+	if len(tracks) == 0 {
+		return nil, errors.New("an audio-only rendition needs audio")
+	}
+	if audioOnly && cfg.variant() == gohlslib.MuxerVariantMPEGTS {
+		mx.batch = audioBatch
 	}
 	mx.m = &gohlslib.Muxer{
 		Tracks:             tracks,
@@ -114,13 +133,16 @@ func (mx *muxer) write(f *relay.Frame) error {
 	ntp := mx.t0.Add(f.PTS)
 	switch f.Kind {
 	case relay.KindVideo:
-		if len(f.NALUs) == 0 {
+		if mx.video == nil || len(f.NALUs) == 0 {
 			return nil
 		}
 		return mx.m.WriteH264(mx.video, ntp, timestamp(f.PTS, videoClockRate), f.NALUs)
 	case relay.KindAudio:
 		if mx.audio == nil || len(f.AU) == 0 {
 			return nil
+		}
+		if mx.batch > 1 {
+			return mx.writeBatched(f, ntp)
 		}
 		return mx.m.WriteMPEG4Audio(mx.audio, ntp, timestamp(f.PTS, mx.audio.ClockRate), [][]byte{f.AU})
 	}
@@ -163,6 +185,26 @@ func (mx *muxer) sameAudio(a *relay.AudioTrack) bool {
 	}
 	b, err := a.Config.Marshal()
 	return err == nil && bytes.Equal(b, mx.audioConfig)
+}
+
+// audioBatch is how many AAC frames go in one PES packet of an audio-only
+// MPEG-TS rendition: about 340 ms at 48 kHz.
+const audioBatch = 16
+
+// writeBatched adds an AAC frame to the batch and writes the batch once
+// full. Frames are consecutive on the channel timeline, so the batch's
+// timestamp is its first frame's.
+func (mx *muxer) writeBatched(f *relay.Frame, ntp time.Time) error {
+	if len(mx.pending) == 0 {
+		mx.pendPTS, mx.pendNTP = f.PTS, ntp
+	}
+	mx.pending = append(mx.pending, f.AU)
+	if len(mx.pending) < mx.batch {
+		return nil
+	}
+	aus := mx.pending
+	mx.pending = nil
+	return mx.m.WriteMPEG4Audio(mx.audio, mx.pendNTP, timestamp(mx.pendPTS, mx.audio.ClockRate), aus)
 }
 
 // timestamp converts a timeline position to clock units without

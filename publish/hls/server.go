@@ -90,6 +90,7 @@ type Server struct {
 	log     zerolog.Logger
 	met     *metrics
 	viewers *viewerCounter
+	quality *viewerCounter // by rendition: keys "channel/quality"
 	// hold bounds how long a request may be held (a playlist before the
 	// first segment, a blocking reload, a preload-hinted part).
 	hold time.Duration
@@ -144,6 +145,7 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 		log:     log.With().Str("component", "publish.hls").Logger(),
 		met:     met,
 		viewers: newViewerCounter(max(3*cfg.SegmentDuration, minWindow), met.viewers, met.sessions),
+		quality: newQualityCounter(max(3*cfg.SegmentDuration, minWindow), met.byQuality),
 		hold:    max(3*cfg.SegmentDuration, minHold),
 		now:     time.Now,
 		muxers:  map[string]*muxer{},
@@ -162,24 +164,28 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	s.log.Info().Str("path", "/hls/{channel}/index.m3u8").Str("variant", s.cfg.Variant).Msg("HLS output ready")
 	var wg sync.WaitGroup
-	// One feed per channel, each with its own cancel so that a channel
-	// removed by a reload stops its feed and leaves the others alone.
-	feeds := map[*relay.Channel]context.CancelFunc{}
+	// One feed per channel and per rendition, each with its own cancel so
+	// that a channel removed by a reload stops its feeds and leaves the
+	// others alone.
+	feeds := map[string]context.CancelFunc{}
 	reconcile := func() <-chan struct{} {
 		list, changed := s.hub.Watch()
-		keep := make(map[*relay.Channel]bool, len(list))
+		keep := map[string]bool{}
 		for _, ch := range list {
-			keep[ch] = true
-			if feeds[ch] == nil {
-				fctx, fcancel := context.WithCancel(ctx)
-				feeds[ch] = fcancel
-				wg.Go(func() { s.feed(fctx, ch) })
+			for _, f := range feedsOf(ch) {
+				keep[f.key] = true
+				if feeds[f.key] == nil {
+					s.met.byQuality.WithLabelValues(f.channel, "hls", f.quality()).Set(0)
+					fctx, fcancel := context.WithCancel(ctx)
+					feeds[f.key] = fcancel
+					wg.Go(func() { s.feed(fctx, f) })
+				}
 			}
 		}
-		for ch, fcancel := range feeds {
-			if !keep[ch] {
+		for key, fcancel := range feeds {
+			if !keep[key] {
 				fcancel()
-				delete(feeds, ch)
+				delete(feeds, key)
 			}
 		}
 		return changed
@@ -193,6 +199,7 @@ func (s *Server) Run(ctx context.Context) error {
 			changed = reconcile()
 		case <-tick.C:
 			s.viewers.sweep(s.now())
+			s.quality.sweep(s.now())
 		case <-ctx.Done():
 			cancel()
 			wg.Wait()
@@ -201,12 +208,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// feed serves ch each time it goes live, until ctx is cancelled.
-func (s *Server) feed(ctx context.Context, ch *relay.Channel) {
+// feed serves f each time its channel goes live, until ctx is cancelled.
+func (s *Server) feed(ctx context.Context, f feedSpec) {
+	ch := f.ch
 	for {
 		state, changed := ch.State()
 		if state != relay.StateIdle {
-			s.serveSession(ctx, ch, changed)
+			s.serveSession(ctx, f, changed)
 		} else {
 			select {
 			case <-changed:
@@ -222,12 +230,16 @@ func (s *Server) feed(ctx context.Context, ch *relay.Channel) {
 // serveSession runs the channel's muxer, fed from one relay subscription,
 // until the session ends (the channel goes idle; an interruption within
 // the grace period is the same session) or ctx is cancelled.
-func (s *Server) serveSession(ctx context.Context, ch *relay.Channel, changed <-chan struct{}) {
+func (s *Server) serveSession(ctx context.Context, fs feedSpec, changed <-chan struct{}) {
+	ch := fs.ch
 	sub := ch.Subscribe("hls", queueFrames)
 	defer sub.Close()
-	name := ch.Name()
-	log := s.log.With().Str("channel", name).Logger()
-	errs := &errorLog{log: log, counter: s.met.errors.WithLabelValues(name)}
+	name := fs.key
+	log := s.log.With().Str("channel", fs.channel).Logger()
+	if fs.sub != "" {
+		log = log.With().Str("rendition", fs.sub).Logger()
+	}
+	errs := &errorLog{log: log, counter: s.met.errors.WithLabelValues(fs.channel)}
 
 	var mx *muxer
 	var refused *relay.Tracks // tracks the muxer could not start with
@@ -245,11 +257,11 @@ func (s *Server) serveSession(ctx context.Context, ch *relay.Channel, changed <-
 			return
 		}
 		var err error
-		if mx, err = newMuxer(s.cfg, tr, errs.add); err != nil {
+		if mx, err = newMuxer(s.cfg, tr, fs.audioOnly, errs.add); err != nil {
 			// Players get 404 until the publisher sends other tracks.
 			refused = tr
 			mx = nil
-			s.met.errors.WithLabelValues(name).Inc()
+			s.met.errors.WithLabelValues(fs.channel).Inc()
 			log.Error().Err(err).Msg("cannot serve the channel over HLS")
 			return
 		}
@@ -331,4 +343,49 @@ func (e *errorLog) add(err error) {
 		e.log.Warn().Err(err).Int("errors", e.n).Msg("HLS muxer error (counted in seance_hls_muxer_errors_total)")
 		e.last, e.n = now, 0
 	}
+}
+
+// audioSub is the path segment of a channel's audio-only rendition.
+const audioSub = "audio"
+
+// feedSpec is one muxer's source: a channel, a reduced rendition (its
+// derived channel), or the audio-only rendition (the audio of the first
+// reduced rendition: AAC at 40 kbit/s).
+type feedSpec struct {
+	ch        *relay.Channel
+	key       string // the muxers map key: "bourg", "bourg/basse", "bourg/audio"
+	channel   string // the channel's name, for logs and metrics
+	sub       string // "", a rendition's name or audioSub
+	audioOnly bool
+}
+
+// quality is the feed's quality label: full, a rendition's name, audio.
+func (f feedSpec) quality() string {
+	if f.sub == "" {
+		return relay.QualityFull
+	}
+	return f.sub
+}
+
+// feedsOf returns the muxers a channel has: its own, then one per reduced
+// rendition and the audio-only one.
+func feedsOf(ch *relay.Channel) []feedSpec {
+	out := []feedSpec{{ch: ch, key: ch.Name(), channel: ch.Name()}}
+	for _, r := range ch.Renditions() {
+		out = append(out, feedSpec{ch: r.Channel, key: ch.Name() + "/" + r.Name, channel: ch.Name(), sub: r.Name})
+	}
+	if rs := ch.Renditions(); len(rs) > 0 {
+		out = append(out, feedSpec{ch: rs[0].Channel, key: ch.Name() + "/" + audioSub, channel: ch.Name(), sub: audioSub, audioOnly: true})
+	}
+	return out
+}
+
+// feedOf returns the feed a path's sub names ("" the channel's own).
+func feedOf(ch *relay.Channel, sub string) (feedSpec, bool) {
+	for _, f := range feedsOf(ch) {
+		if f.sub == sub {
+			return f, true
+		}
+	}
+	return feedSpec{}, false
 }

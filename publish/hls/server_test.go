@@ -393,7 +393,7 @@ func TestAudioChange(t *testing.T) {
 // TestMuxerNeedsVideo: a muxer needs a video track.
 func TestMuxerNeedsVideo(t *testing.T) {
 	_, err := newMuxer(Config{Variant: VariantLowLatency, SegmentCount: 7, SegmentDuration: time.Second, PartDuration: 200 * time.Millisecond},
-		&relay.Tracks{}, func(error) {})
+		&relay.Tracks{}, false, func(error) {})
 	require.ErrorIs(t, err, relay.ErrNoVideo)
 }
 

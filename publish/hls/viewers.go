@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,10 @@ type viewerCounter struct {
 	viewers  *prometheus.GaugeVec
 	sessions *prometheus.CounterVec
 
+	// labels maps a counting key to the gauge's and counter's label
+	// values; nil: the key is the channel, counted under protocol hls.
+	labels func(key string) []string
+
 	mu        sync.Mutex
 	byChannel map[string]map[uint64]client // by client key
 	perAddr   map[string]map[uint64]int    // clients per address, by channel
@@ -45,6 +50,24 @@ type viewerCounter struct {
 type client struct {
 	last time.Time
 	addr uint64
+}
+
+func (v *viewerCounter) labelsOf(key string) []string {
+	if v.labels != nil {
+		return v.labels(key)
+	}
+	return []string{key, "hls"}
+}
+
+// newQualityCounter counts HLS viewers by the rendition whose files they
+// fetch, in seance_viewers_by_quality: its keys are "channel/quality".
+func newQualityCounter(window time.Duration, gauge *prometheus.GaugeVec) *viewerCounter {
+	v := newViewerCounter(window, gauge, nil)
+	v.labels = func(key string) []string {
+		channel, quality, _ := strings.Cut(key, "/")
+		return []string{channel, "hls", quality}
+	}
+	return v
 }
 
 func newViewerCounter(window time.Duration, viewers *prometheus.GaugeVec, sessions *prometheus.CounterVec) *viewerCounter {
@@ -115,8 +138,10 @@ func (v *viewerCounter) seenFrom(channel string, key, addr uint64, now time.Time
 		v.perAddr[channel][addr]++
 	}
 	clients[key] = client{last: now, addr: addr}
-	v.sessions.WithLabelValues(channel, "hls").Inc()
-	v.viewers.WithLabelValues(channel, "hls").Set(float64(len(clients)))
+	if v.sessions != nil {
+		v.sessions.WithLabelValues(v.labelsOf(channel)...).Inc()
+	}
+	v.viewers.WithLabelValues(v.labelsOf(channel)...).Set(float64(len(clients)))
 }
 
 // sweep forgets the clients that fetched nothing within the window and
@@ -133,7 +158,7 @@ func (v *viewerCounter) sweep(now time.Time) {
 				}
 			}
 		}
-		v.viewers.WithLabelValues(channel, "hls").Set(float64(len(clients)))
+		v.viewers.WithLabelValues(v.labelsOf(channel)...).Set(float64(len(clients)))
 		if len(clients) == 0 {
 			delete(v.byChannel, channel)
 			delete(v.perAddr, channel)

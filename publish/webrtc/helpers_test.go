@@ -26,6 +26,7 @@ import (
 
 	"github.com/seance-relay/seance/ingest/demo"
 	"github.com/seance-relay/seance/relay"
+	"github.com/seance-relay/seance/transcode/rendition"
 )
 
 // env is a hub with two channels, "demo" (fed by the demo source unless
@@ -38,6 +39,8 @@ type env struct {
 	http *http.Client
 	// stopSource makes the demo publisher leave; it waits for it.
 	stopSource func()
+	// makers make the demo channel's renditions (envOpts.renditions).
+	makers []*rendition.Maker
 }
 
 type envOpts struct {
@@ -45,6 +48,9 @@ type envOpts struct {
 	ice   []ICEServer
 	grace time.Duration // the demo channel's; default 1 s
 	idle  bool          // do not start the demo source
+	// renditions are the demo channel's; each is made by a real ffmpeg
+	// (transcode/rendition).
+	renditions []relay.RenditionConfig
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -55,7 +61,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		o.grace = time.Second
 	}
 	hub := relay.NewHub([]relay.ChannelConfig{
-		{Name: "demo", Title: "Démo", Grace: o.grace},
+		{Name: "demo", Title: "Démo", Grace: o.grace, Renditions: o.renditions},
 		{Name: "idle", Title: "Rien"},
 	}, log, relay.NewMetrics(reg))
 	o.cfg.Host, o.cfg.IncludeLoopback = "127.0.0.1", true
@@ -71,6 +77,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 	wg.Go(func() { _ = hub.Run(ctx) })
 	wg.Go(func() { _ = srv.Run(ctx) })
 	e := &env{hub: hub, srv: srv, stopSource: func() {}}
+	if len(o.renditions) > 0 {
+		e.makers = startRenditions(t, ctx, &wg, hub, log, reg)
+	}
 	if !o.idle {
 		ch, _ := hub.Channel("demo")
 		src, err := demo.New(ch, log)
@@ -196,6 +205,7 @@ type client struct {
 
 	location, etag, answer string
 	posted                 time.Time
+	resp                   *http.Response // the 201 (body read)
 
 	firstVideo chan struct{} // closed on the first video packet
 	firstAudio chan struct{} // closed on the first audio packet
@@ -301,7 +311,7 @@ func (c *client) post(e *env, channel string) {
 	c.posted = time.Now()
 	resp, body := e.post(c.t, channel, c.offer)
 	require.Equal(c.t, http.StatusCreated, resp.StatusCode, body)
-	c.location, c.etag, c.answer = resp.Header.Get("Location"), resp.Header.Get("ETag"), body
+	c.location, c.etag, c.answer, c.resp = resp.Header.Get("Location"), resp.Header.Get("ETag"), body, resp
 	require.NoError(c.t, c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body}))
 }
 

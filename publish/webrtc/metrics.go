@@ -19,6 +19,7 @@ type metrics struct {
 	nackVec   *prometheus.CounterVec
 	plis      prometheus.Counter
 	refused   *prometheus.CounterVec
+	byQuality *prometheus.GaugeVec // shared with the other viewer protocols
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -78,3 +79,9 @@ func (m *metrics) lost(ch string) prometheus.Counter    { return m.lostVec.WithL
 func (m *metrics) dropped(ch string) prometheus.Counter { return m.dropVec.WithLabelValues(ch) }
 func (m *metrics) packets(ch string) prometheus.Counter { return m.packetVec.WithLabelValues(ch) }
 func (m *metrics) nacks(ch string) prometheus.Counter   { return m.nackVec.WithLabelValues(ch) }
+
+// quality is the gauge of the channel's WebRTC viewers receiving a
+// rendition (relay.QualityFull or a reduced rendition's name).
+func (m *metrics) quality(ch, q string) prometheus.Gauge {
+	return m.byQuality.WithLabelValues(ch, "webrtc", q)
+}

@@ -148,11 +148,28 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	if err != nil {
 		return nil, fmt.Errorf("webrtc UDP port %d: %w", cfg.UDPPort, err)
 	}
+	met := newMetrics(reg)
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if met.byQuality, err = relay.ViewersByQuality(reg); err != nil {
+		udp.Close()
+		return nil, err
+	}
+	// Every channel's viewers by quality start at 0.
+	for name := range cfg.ChannelMaxViewers {
+		if ch, err := hub.Channel(name); err == nil {
+			met.quality(name, relay.QualityFull).Set(0)
+			for _, r := range ch.Renditions() {
+				met.quality(name, r.Name).Set(0)
+			}
+		}
+	}
 	s := &Server{
 		cfg:            cfg,
 		hub:            hub,
 		log:            log,
-		met:            newMetrics(reg),
+		met:            met,
 		udp:            udp,
 		connectTimeout: 10 * time.Second,
 		sessions:       make(map[string]*session),
@@ -387,6 +404,7 @@ func (s *Server) remove(sess *session, reason string) {
 	}
 	s.met.viewers.WithLabelValues(sess.channel, "webrtc").Dec()
 	s.met.ended.WithLabelValues(sess.channel, "webrtc", reason).Inc()
+	sess.endQuality()
 }
 
 // natRules announces public addresses in place of local ones (1:1 NAT):
@@ -458,6 +476,7 @@ func (s *Server) CreateSessionFrom(channel, offer string, addr netip.Addr) (answ
 	s.mu.Unlock()
 	s.met.viewers.WithLabelValues(channel, "webrtc").Inc()
 	s.met.sessions.WithLabelValues(channel, "webrtc").Inc()
+	s.met.quality(channel, relay.QualityFull).Inc()
 	sess.run()
 	return answer, sess.id, nil
 }
@@ -511,9 +530,12 @@ func (s *Server) newSession(ch *relay.Channel, tracks *relay.Tracks, offer strin
 		created:   created,
 		connected: make(chan struct{}),
 		pli:       make(chan struct{}, 1),
+		layerReq:  make(chan string, 1),
 		video:     &track{id: "video", stream: "seance", kind: webrtc.RTPCodecTypeVideo, codec: video},
 	}
 	sess.ctx, sess.cancel = context.WithCancelCause(s.ctx)
+	sess.layerWant.Store(relay.QualityFull)
+	sess.layerPlaying.Store(relay.QualityFull)
 	// RFC 3550 5.1: the initial sequence numbers are random.
 	sess.vseq, sess.aseq = uint16(randUint32()), uint16(randUint32())
 	// An offer without a video section asks for the sound alone (the

@@ -91,9 +91,19 @@ type session struct {
 	connected chan struct{}
 	connOnce  sync.Once
 	pli       chan struct{}
-	wg        sync.WaitGroup
-	endOnce   sync.Once
-	reason    atomic.Value // string
+	// layerReq carries layer selections to the writer (latest wins);
+	// layerWant is the last one asked, layerPlaying what the viewer
+	// receives ("full" or a rendition's name); sse is the open event
+	// stream's stop channel, nil when none (see layer.go).
+	layerReq     chan string
+	layerWant    atomic.Value // string
+	layerPlaying atomic.Value // string
+	sse          atomic.Pointer[chan struct{}]
+	qmu          sync.Mutex // counts the viewer by quality (moveQuality)
+	qdone        bool
+	wg           sync.WaitGroup
+	endOnce      sync.Once
+	reason       atomic.Value // string
 
 	// Owned by the writer goroutine.
 	hdr        rtp.Header
@@ -118,6 +128,7 @@ type session struct {
 	lastATS    uint32
 	dropped    uint64
 	mPackets   prometheus.Counter // the channel's, looked up once
+	lay        layerState
 
 	// ringMu is taken once per frame by the writer, once per NACK by
 	// the RTCP reader.
@@ -159,6 +170,9 @@ func (s *session) end(reason string) {
 			_ = s.pc.Close()
 			s.wg.Wait()
 			s.sub.Close()
+			if s.lay.sub != nil {
+				s.lay.sub.Close()
+			}
 			if s.opus != nil {
 				s.opus()
 			}
@@ -227,6 +241,13 @@ func (s *session) writeLoop() {
 			}
 		case f := <-s.sub.Frames():
 			s.send(f)
+		case name := <-s.layerReq:
+			s.lay.want = name
+			s.retarget()
+		case <-s.lay.changed:
+			s.retarget()
+		case f := <-s.lay.frames():
+			s.sendRendition(f)
 		}
 	}
 }
@@ -234,7 +255,11 @@ func (s *session) writeLoop() {
 // resync answers a picture loss from the keyframe cache at once, instead of
 // making the viewer wait for the publisher's next keyframe.
 func (s *session) resync() {
-	gop := s.sub.Snapshot()
+	src := s.sub
+	if s.lay.sub != nil && s.lay.playing != "" {
+		src = s.lay.sub
+	}
+	gop := src.Snapshot()
 	if len(gop) == 0 {
 		return
 	}
@@ -243,13 +268,21 @@ func (s *session) resync() {
 	s.vLastDTS = gop[0].DTS - 1
 	s.replay = true
 	for _, f := range gop {
-		s.send(f)
+		if src == s.sub {
+			s.send(f)
+		} else if f.Kind == relay.KindVideo {
+			s.sendVideo(f)
+		}
 	}
 	s.replay = false
 }
 
 func (s *session) send(f *relay.Frame) {
 	if f.Kind == relay.KindVideo {
+		if s.lay.playing != "" || s.lay.target != "" {
+			s.fullVideo(f)
+			return
+		}
 		s.sendVideo(f)
 		return
 	}

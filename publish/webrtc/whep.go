@@ -62,6 +62,18 @@ func (s *Server) Handler(iceServers []ICEServer) http.Handler {
 		w.Header().Set("Accept-Patch", "application/trickle-ice-sdpfrag")
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// WHEP core extensions (layer.go), for channels with renditions.
+	mux.HandleFunc("POST /whep/{channel}/{id}/layer", s.layerPost)
+	mux.HandleFunc("POST /whep/{channel}/{id}/sse", s.ssePost)
+	mux.HandleFunc("GET /whep/{channel}/{id}/sse", s.sseGet)
+	mux.HandleFunc("DELETE /whep/{channel}/{id}/sse", s.sseDelete)
+	preflight := func(w http.ResponseWriter, r *http.Request) {
+		CORS(w)
+		w.Header().Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
+	}
+	mux.HandleFunc("OPTIONS /whep/{channel}/{id}/layer", preflight)
+	mux.HandleFunc("OPTIONS /whep/{channel}/{id}/sse", preflight)
 	return mux
 }
 
@@ -90,6 +102,12 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
 		return
 	}
 	answer, id, err := s.CreateSessionFrom(channel, string(body), addrlimit.Parse(r.RemoteAddr))
+	var ext []string
+	if err == nil {
+		if ch, cerr := s.hub.Channel(channel); cerr == nil && len(ch.Renditions()) > 0 {
+			ext = extensionLinks("/whep/" + url.PathEscape(channel) + "/" + id)
+		}
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, relay.ErrChannelNotFound):
@@ -134,6 +152,9 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, links []string) {
 	h.Set("Accept-Patch", "application/trickle-ice-sdpfrag")
 	h.Set("Cache-Control", "no-store")
 	for _, l := range links {
+		h.Add("Link", l)
+	}
+	for _, l := range ext {
 		h.Add("Link", l)
 	}
 	w.WriteHeader(http.StatusCreated)

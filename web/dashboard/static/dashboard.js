@@ -329,6 +329,7 @@
       this.kickBtn.addEventListener('click', () => this.kick());
       this.notice = el('p', { role: 'status' });
       this.recording = el('p');
+      this.renditions = el('p', { class: 'renditions' });
       this.root = el('article', { class: 'card', 'aria-labelledby': id, 'data-channel': st.name },
         el('div', { class: 'card-head' }, this.title, el('p', { class: 'state-line' }, this.badge, this.since)),
         el('div', { class: 'overview' }, this.preview.root, this.stats),
@@ -338,7 +339,7 @@
         el('section', { class: 'section', 'aria-labelledby': id + '-dest' }, el('h3', { id: id + '-dest', text: 'Diffusions' }), this.dests),
         this.pullSection,
         this.meetingSection,
-        el('div', { class: 'section actions' }, el('div', {}, this.recording, this.notice), this.kickBtn));
+        el('div', { class: 'section actions' }, el('div', {}, this.recording, this.renditions, this.notice), this.kickBtn));
       this.destEls = new Map();
       this.render();
     }
@@ -365,6 +366,7 @@
       if (s.pull) st.pull = s.pull;
       if (s.meeting) st.meeting = s.meeting;
       if (s.recording) st.recording = s.recording;
+      if (s.renditions) st.renditions = s.renditions;
       const t = Date.parse(s.time);
       this.hist.t.push(t);
       this.hist.bitrate.push(s.bitrate_bps);
@@ -440,6 +442,7 @@
       this.renderPull();
       this.renderMeeting();
       this.renderRecording();
+      this.renderRenditions();
       this.kickBtn.hidden = st.state !== 'live'; // nobody to kick
       this.drawSparks();
     }
@@ -509,6 +512,19 @@
       else if (r.enabled) text = 'Enregistrement : en attente de la séance';
       this.recording.textContent = text;
       this.recording.dataset.state = r.enabled ? r.state : 'off';
+    }
+
+    // renderRenditions says how the reduced renditions (ffmpeg) are doing.
+    renderRenditions() {
+      const list = this.status.renditions || [];
+      this.renditions.hidden = !list.length;
+      const state = { idle: 'en attente de la séance', starting: 'démarrage', live: 'en direct', retrying: 'ffmpeg arrêté, nouvel essai' };
+      this.renditions.textContent = list.map((r) => {
+        let t = `Version allégée « ${r.name} » (${r.height}p, ${Math.round(r.video_bitrate / 1000)} kbit/s) : ${state[r.state] || r.state}`;
+        if (r.state === 'live') t += `, ${Math.round(r.fps)} i/s, ${r.cpu.toFixed(2).replace('.', ',')} cœur`;
+        if (r.restarts) t += `, ${r.restarts} redémarrage${r.restarts > 1 ? 's' : ''}`;
+        return t;
+      }).join(' · ');
     }
 
     renderPull() {
