@@ -512,3 +512,15 @@ func mustParseURL(t *testing.T, raw string) *url.URL {
 	require.NoError(t, err)
 	return u
 }
+
+// publicGet fetches a path of the public listener and requires a 200.
+func (s *seance) publicGet(path string) string {
+	s.t.Helper()
+	resp, err := s.http.Get("http://" + s.app.public.Addr().String() + path)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	require.Equal(s.t, http.StatusOK, resp.StatusCode, "GET %s: %s", path, b)
+	return string(b)
+}

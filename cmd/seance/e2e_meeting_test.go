@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -385,17 +384,6 @@ func (s *seance) meeting(channel string) meetingState {
 	}
 	require.NoError(s.t, json.Unmarshal([]byte(s.mustGet("/api/v1/channels/"+channel)), &st))
 	return st.Meeting
-}
-
-// publicGet fetches a page of the public server.
-func (s *seance) publicGet(path string) string {
-	s.t.Helper()
-	resp, err := s.http.Get("http://" + s.app.public.Addr().String() + path)
-	require.NoError(s.t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(s.t, err)
-	return string(b)
 }
 
 // post calls an admin route with POST and the token, and returns the

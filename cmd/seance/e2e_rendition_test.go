@@ -187,7 +187,7 @@ channels:
 
 	// HLS: the multivariant playlist lists full, basse and audio; ffprobe
 	// opens every variant.
-	pl := s.publicGet(t, "/hls/conseil/index.m3u8")
+	pl := s.publicGet("/hls/conseil/index.m3u8")
 	require.Contains(t, pl, "RESOLUTION=1280x720")
 	require.Contains(t, pl, "RESOLUTION=640x360")
 	require.Contains(t, pl, "\nbasse/")
@@ -242,19 +242,6 @@ channels:
 	require.Less(t, gap, 1500*time.Millisecond, "the full viewer saw nothing of the rendition's restart")
 	require.Contains(t, s.mustGet("/metrics"), `seance_rendition_restarts_total{channel="conseil",rendition="basse"} 1`)
 	require.Contains(t, s.mustGet("/metrics"), `seance_viewers_by_quality{channel="conseil",protocol="webrtc",quality="basse"} 1`)
-}
-
-// publicGet fetches a path of the public listener and requires a 200.
-func (s *seance) publicGet(t *testing.T, path string) string {
-	t.Helper()
-	resp, err := s.http.Get("http://" + s.app.public.Addr().String() + path)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, err = b.ReadFrom(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, b.String())
-	return b.String()
 }
 
 // TestRenditionsNeedFFmpeg: a channel with renditions and no ffmpeg is

@@ -187,17 +187,6 @@ channels:
 	require.NoError(t, err)
 	requireNoSecrets(t, []string{turnSecret}, map[string]string{
 		"logs": s.logs.String(), "/metrics": metrics, "API": s.mustGet("/api/v1/channels"),
-		"public API": publicGet(t, s, "/api/public/channels/demo"), "answer": string(answer),
+		"public API": s.publicGet("/api/public/channels/demo"), "answer": string(answer),
 	})
-}
-
-// publicGet fetches a path of the public listener.
-func publicGet(t *testing.T, s *seance, path string) string {
-	t.Helper()
-	res, err := s.http.Get("http://" + s.app.public.Addr().String() + path)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return string(b)
 }
