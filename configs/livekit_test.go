@@ -37,7 +37,7 @@ channels:
 	require.Equal(t, Meeting{
 		LiveKit: LiveKit{URL: "wss://livekit.example.fr", APIKey: "APIkey1",
 			APISecret: Secret(liveKitEnv["LK_SECRET"]), Room: Secret(liveKitEnv["LK_ROOM"])},
-		DisplayName: DefaultDisplayName, Size: Size720p, Layout: LayoutSpeaker, Start: StartAuto,
+		DisplayName: DefaultDisplayName, Size: Size720p, Layout: LayoutSpeaker, Start: StartAuto, AloneAfter: DefaultAloneAfter,
 	}, a.Meeting)
 	require.Equal(t, PlatformLiveKit, a.Meeting.Platform())
 	require.Equal(t, LayoutTiles, b.Meeting.Layout)
