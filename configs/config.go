@@ -260,6 +260,11 @@ type HLS struct {
 	SegmentDuration Duration `yaml:"segment_duration"`
 	// PartDuration is the length of a low-latency part. Default 200ms.
 	PartDuration Duration `yaml:"part_duration"`
+	// MaxViewersPerAddress bounds the HLS viewers one client address
+	// counts as (each browser, by User-Agent, is a viewer), so that varying
+	// the User-Agent cannot inflate the count. Default 200. It bounds the
+	// count only: every request is still served.
+	MaxViewersPerAddress int `yaml:"max_viewers_per_address"`
 }
 
 // ICEServer is one STUN or TURN server, as in the W3C RTCIceServer dictionary.
@@ -727,6 +732,7 @@ func defaults() *Config {
 		HLS: HLS{
 			Enabled: true, Variant: HLSMPEGTS, SegmentCount: 7,
 			SegmentDuration: Duration(time.Second), PartDuration: Duration(200 * time.Millisecond),
+			MaxViewersPerAddress: 200,
 		},
 	}
 }

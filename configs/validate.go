@@ -363,6 +363,9 @@ func (v *validator) hls(h *HLS) {
 	if h.PartDuration < Duration(50*time.Millisecond) || h.PartDuration > h.SegmentDuration {
 		v.add("hls.part_duration", "must be between 50ms and segment_duration (got %s)", h.PartDuration)
 	}
+	if h.MaxViewersPerAddress < 1 {
+		v.add("hls.max_viewers_per_address", "must be at least 1 (got %d)", h.MaxViewersPerAddress)
+	}
 }
 
 func (v *validator) ingest(path string, in *Ingest) {

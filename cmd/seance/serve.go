@@ -312,10 +312,11 @@ func newApp(cfg *configs.Config, log zerolog.Logger) (_ *app, err error) {
 	handlers := map[string]http.Handler{"/whep/": rtc.Handler(ice), "/whip/": whipSrv.Handler()}
 	if cfg.HLS.Enabled {
 		hs, err := pubhls.New(pubhls.Config{
-			Variant:         cfg.HLS.Variant,
-			SegmentCount:    cfg.HLS.SegmentCount,
-			SegmentDuration: time.Duration(cfg.HLS.SegmentDuration),
-			PartDuration:    time.Duration(cfg.HLS.PartDuration),
+			Variant:              cfg.HLS.Variant,
+			SegmentCount:         cfg.HLS.SegmentCount,
+			SegmentDuration:      time.Duration(cfg.HLS.SegmentDuration),
+			PartDuration:         time.Duration(cfg.HLS.PartDuration),
+			MaxViewersPerAddress: cfg.HLS.MaxViewersPerAddress,
 		}, hub, log, reg)
 		if err != nil {
 			return nil, err

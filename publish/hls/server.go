@@ -62,6 +62,9 @@ type Config struct {
 	SegmentDuration time.Duration
 	// PartDuration is the low-latency part length. Default 200 ms.
 	PartDuration time.Duration
+	// MaxViewersPerAddress bounds the viewers one client address counts
+	// as. Default 200.
+	MaxViewersPerAddress int
 }
 
 func (c Config) variant() gohlslib.MuxerVariant {
@@ -132,6 +135,9 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	if cfg.PartDuration < 50*time.Millisecond || cfg.PartDuration > cfg.SegmentDuration {
 		return nil, fmt.Errorf("hls.part_duration %s: use 50ms to segment_duration", cfg.PartDuration)
 	}
+	if cfg.MaxViewersPerAddress == 0 {
+		cfg.MaxViewersPerAddress = defaultMaxClientsPerAddr
+	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -139,7 +145,7 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		cfg:     cfg,
 		hub:     hub,
 		log:     log.With().Str("component", "publish.hls").Logger(),
@@ -150,7 +156,10 @@ func New(cfg Config, hub channels, log zerolog.Logger, reg prometheus.Registerer
 		now:     time.Now,
 		muxers:  map[string]*muxer{},
 		changed: make(chan struct{}),
-	}, nil
+	}
+	s.viewers.maxPerAddr = cfg.MaxViewersPerAddress
+	s.quality.maxPerAddr = cfg.MaxViewersPerAddress
+	return s, nil
 }
 
 // Viewers returns the number of clients that fetched something from a

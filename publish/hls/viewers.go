@@ -16,11 +16,12 @@ import (
 // User-Agents cannot grow the map without limit).
 const maxClientsPerChannel = 100_000
 
-// maxClientsPerAddr bounds the viewers one address counts as: a client is
+// defaultMaxClientsPerAddr bounds the viewers one address counts as
+// (Config.MaxViewersPerAddress, hls.max_viewers_per_address): a client is
 // an address and a User-Agent, so varying the User-Agent would otherwise
 // inflate the count at will. 200 is as many as a town hall's NAT puts
 // behind one address (webrtc.max_viewers_per_address's default).
-const maxClientsPerAddr = 200
+const defaultMaxClientsPerAddr = 200
 
 // viewerCounter counts HLS viewers. HTTP has no session: a client is a
 // remote address and User-Agent, hashed with a seed chosen at start and
@@ -32,10 +33,11 @@ const maxClientsPerAddr = 200
 // has the proxy's address, so the count is a lower bound. All methods are
 // safe for concurrent use; time is passed in, so tests drive it.
 type viewerCounter struct {
-	window   time.Duration
-	seed     maphash.Seed
-	viewers  *prometheus.GaugeVec
-	sessions *prometheus.CounterVec
+	window     time.Duration
+	maxPerAddr int // clients one address counts as
+	seed       maphash.Seed
+	viewers    *prometheus.GaugeVec
+	sessions   *prometheus.CounterVec
 
 	// labels maps a counting key to the gauge's and counter's label
 	// values; nil: the key is the channel, counted under protocol hls.
@@ -72,12 +74,13 @@ func newQualityCounter(window time.Duration, gauge *prometheus.GaugeVec) *viewer
 
 func newViewerCounter(window time.Duration, viewers *prometheus.GaugeVec, sessions *prometheus.CounterVec) *viewerCounter {
 	return &viewerCounter{
-		window:    window,
-		seed:      maphash.MakeSeed(),
-		viewers:   viewers,
-		sessions:  sessions,
-		byChannel: map[string]map[uint64]client{},
-		perAddr:   map[string]map[uint64]int{},
+		window:     window,
+		maxPerAddr: defaultMaxClientsPerAddr,
+		seed:       maphash.MakeSeed(),
+		viewers:    viewers,
+		sessions:   sessions,
+		byChannel:  map[string]map[uint64]client{},
+		perAddr:    map[string]map[uint64]int{},
 	}
 }
 
@@ -111,7 +114,7 @@ func (v *viewerCounter) seen(channel string, key uint64, now time.Time) {
 }
 
 // seenFrom is seen for a client at the address whose key is addr: an
-// address counts as at most maxClientsPerAddr clients.
+// address counts as at most maxPerAddr clients.
 func (v *viewerCounter) seenFrom(channel string, key, addr uint64, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -131,7 +134,7 @@ func (v *viewerCounter) seenFrom(channel string, key, addr uint64, now time.Time
 		return
 	case !ok && len(clients) >= maxClientsPerChannel:
 		return
-	case !ok && v.perAddr[channel][addr] >= maxClientsPerAddr:
+	case !ok && v.perAddr[channel][addr] >= v.maxPerAddr:
 		return
 	}
 	if !ok {
