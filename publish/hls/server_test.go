@@ -416,7 +416,8 @@ func TestNewValidates(t *testing.T) {
 	}
 	s, err := New(Config{}, hub, zerolog.Nop(), nil)
 	require.NoError(t, err)
-	require.Equal(t, Config{Variant: VariantMPEGTS, SegmentCount: 7, SegmentDuration: time.Second, PartDuration: 200 * time.Millisecond}, s.cfg)
+	require.Equal(t, Config{Variant: VariantMPEGTS, SegmentCount: 7, SegmentDuration: time.Second, PartDuration: 200 * time.Millisecond,
+		MaxViewersPerAddress: 200}, s.cfg)
 	require.Equal(t, 6*time.Second, s.hold)
 	require.Equal(t, 10*time.Second, s.viewers.window)
 }
