@@ -224,14 +224,15 @@ func TestCaptureLiveKit(t *testing.T) {
 
 	// Removed from the room (the server, a moderator): the bot stays out
 	// until started again, as for Jitsi and BBB.
+	restarts := c.Status().Restarts
 	require.NoError(t, lk.Remove(testLiveKitRoom, "seance-diffusion"))
-	waitState(t, c, StateRemoved, 30*time.Second)
+	st = waitState(t, c, StateRemoved, 30*time.Second)
+	require.Equal(t, restarts, st.Restarts, "a removal is not a failure")
+	require.Contains(t, st.LastError, "removed from the meeting by a moderator")
 	require.Never(t, func() bool { return c.Status().State != StateRemoved }, 2*time.Second, 50*time.Millisecond, "no rejoin on its own")
 	c.Start()
-	require.Eventually(t, func() bool {
-		st := c.Status()
-		return st.Restarts == 1 && st.State == StateCapturing
-	}, 30*time.Second, 20*time.Millisecond, "back in the room when started again")
+	st = waitState(t, c, StateCapturing, 30*time.Second)
+	require.Equal(t, restarts, st.Restarts)
 
 	st = c.Status()
 	b, err := json.Marshal(st)
