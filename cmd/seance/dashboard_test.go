@@ -60,14 +60,17 @@ channels:
 
 // dashboardReport is what dashboard.mjs prints.
 type dashboardReport struct {
-	Errors         []string `json:"errors"`
-	OffOrigin      []string `json:"offOrigin"`
-	ConsoleErrors  []string `json:"consoleErrors"`
-	TokenInURL     []string `json:"tokenInURL"`
-	HTTPErrors     []string `json:"httpErrors"`
-	Cookies        int      `json:"cookies"`
-	SessionStorage []string `json:"sessionStorage"`
-	Login          struct {
+	Errors        []string `json:"errors"`
+	OffOrigin     []string `json:"offOrigin"`
+	ConsoleErrors []string `json:"consoleErrors"`
+	TokenInURL    []string `json:"tokenInURL"`
+	HTTPErrors    []string `json:"httpErrors"`
+	// RefusedWhileDown counts the page's requests refused while the relay
+	// was down on purpose (the restart step): expected, not errors.
+	RefusedWhileDown int      `json:"refusedWhileDown"`
+	Cookies          int      `json:"cookies"`
+	SessionStorage   []string `json:"sessionStorage"`
+	Login            struct {
 		Focused    string         `json:"focused"`
 		Refused    string         `json:"refused"`
 		Violations []axeViolation `json:"violations"`
@@ -290,6 +293,7 @@ func TestDashboardBrowser(t *testing.T) {
 			}
 			n++
 		}
+		t.Logf("%d requests refused while the relay was down (restart step)", r.RefusedWhileDown)
 		require.Empty(t, unexpected, "console errors (CSP violations show here)")
 		require.Equal(t, len(r.HTTPErrors), n, "each console error is one of the HTTP errors")
 	})

@@ -373,15 +373,17 @@ func (c *Capture) Run(ctx context.Context) error {
 			backoff, wait = nextBackoff(backoff)
 		}
 		var je *BBBJoinError
+		reason := c.clean(err.Error())
 		c.mu.Lock()
 		c.status.Restarts++
-		c.status.ErrorKey = ""
+		// The key and its message change together: the API never shows
+		// one without the other.
+		c.status.ErrorKey, c.status.LastError = "", reason
 		if errors.As(err, &je) {
 			c.status.ErrorKey = je.Key
 		}
 		c.mu.Unlock()
 		c.met.restarts.Inc()
-		reason := c.clean(err.Error())
 		c.log.Warn().Str("reason", reason).Str("retry_in", wait.Round(10*time.Millisecond).String()).
 			Msg("meeting capture interrupted: restarting the browser")
 		c.setState(StateRetrying, reason, "")
