@@ -68,17 +68,8 @@ channels:
 	require.NoError(t, err, "decoding %s: %s", file, out)
 	require.Empty(t, string(out), "decoding %s", file)
 
-	keys, last := whipKeyframes(t, file)
-	require.GreaterOrEqual(t, len(keys), 4)
-	var gaps []float64
-	maxGap := 0.0
-	for i := 1; i < len(keys); i++ {
-		gaps = append(gaps, math.Round((keys[i]-keys[i-1])*1000)/1000)
-		maxGap = max(maxGap, keys[i]-keys[i-1])
-	}
-	t.Logf("keyframes at the destination: %d, intervals %v s (max %.3f s)", len(keys), gaps, maxGap)
-	require.LessOrEqual(t, maxGap, 4.0)
-	require.LessOrEqual(t, last-keys[len(keys)-1], 4.0, "no long tail without a keyframe")
+	gaps := requireKeyframes(t, file, 4)
+	t.Logf("keyframes at the destination: %d, intervals %v s", len(gaps)+1, gaps)
 
 	hz := whipToneHz(t, file)
 	t.Logf("audio at the destination: %.1f Hz", hz)
@@ -88,6 +79,23 @@ channels:
 
 // whipKeyframes returns the PTS (s) of the video keyframes in file, and of
 // its last video frame.
+// requireKeyframes requires at least minKeys keyframes in file, none
+// more than 4 s apart (YouTube's limit), and no tail longer than 4 s
+// without one; it returns the intervals, in seconds to the millisecond.
+func requireKeyframes(t *testing.T, file string, minKeys int) (gaps []float64) {
+	t.Helper()
+	keys, last := whipKeyframes(t, file)
+	require.GreaterOrEqual(t, len(keys), minKeys, "keyframes in %s", file)
+	maxGap := 0.0
+	for i := 1; i < len(keys); i++ {
+		gaps = append(gaps, math.Round((keys[i]-keys[i-1])*1000)/1000)
+		maxGap = max(maxGap, keys[i]-keys[i-1])
+	}
+	require.LessOrEqual(t, maxGap, 4.0, "keyframe intervals %v s", gaps)
+	require.LessOrEqual(t, last-keys[len(keys)-1], 4.0, "no long tail without a keyframe")
+	return gaps
+}
+
 func whipKeyframes(t *testing.T, file string) (keys []float64, last float64) {
 	t.Helper()
 	out, err := exec.CommandContext(t.Context(), "ffprobe", "-v", "error", "-select_streams", "v",
